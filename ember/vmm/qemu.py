@@ -1,0 +1,278 @@
+"""The QEMU driver: a ``microvm`` machine per VM, controlled over QMP.
+
+Snapshots are QEMU migration streams written through ``exec:cat`` (QEMU 7.2 has
+no ``file:`` URI). The ``x-ignore-shared`` capability is always on: RAM mapped
+from a shared file is then left out of the stream (the file *is* that RAM), which
+turns an image snapshot into a few kilobytes of device state, while RAM mapped
+privately (clones) is written in full. The capability travels in the stream, so
+every load must turn it on too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import shlex
+import signal
+import time
+from pathlib import Path
+
+from qemu.qmp import QMPClient
+from qemu.qmp.error import QMPError
+
+from ember.errors import SnapshotError, VmExited, VmmError, VmmStartError
+
+from . import MachineSpec, SavedState
+
+log = logging.getLogger(__name__)
+
+QEMU_BINARY = "qemu-system-x86_64"
+# QEMU creates its QMP socket within milliseconds; this allows for a loaded host.
+QMP_CONNECT_TIMEOUT_S = 15.0
+# A migration of a few hundred MiB of touched RAM takes seconds under TCG; this only catches hangs.
+MIGRATION_TIMEOUT_S = 300.0
+QUIT_TIMEOUT_S = 5.0
+# Migration's default bandwidth cap (32 MiB/s) would make suspend needlessly slow.
+MIGRATION_MAX_BANDWIDTH = 1 << 40
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: QEMU gets SIGKILL if the Ember process dies, so no VM outlives it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def qemu_argv(spec: MachineSpec, workdir: Path, incoming: bool) -> list[str]:
+    """The command line for ``spec``. Devices are listed in a fixed order: snapshots depend on it."""
+    mem = f"{spec.memory_mib}M"
+    argv = [
+        QEMU_BINARY,
+        "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on,pit=on,memory-backend=mem0",
+        "-accel", spec.accel,
+        "-cpu", "host" if spec.accel == "kvm" else "max",
+        "-smp", str(spec.vcpus),
+        "-m", mem,
+        "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+        "-object", f"memory-backend-file,id=mem0,size={mem},mem-path={spec.ram_path},"
+                   f"share={'on' if spec.ram_shared else 'off'}",
+        "-kernel", str(spec.kernel), "-initrd", str(spec.initrd), "-append", spec.cmdline,
+        "-chardev", f"file,id=con,path={workdir / 'console.log'},append=on",
+        "-serial", "chardev:con",
+    ]
+    for i, drive in enumerate(spec.drives):
+        ro = ",readonly=on" if drive.read_only else ""
+        argv += ["-drive", f"id=d{i},file={drive.path},format={drive.format},if=none,cache=writeback{ro}",
+                 "-device", f"virtio-blk-device,drive=d{i}"]
+    argv += [
+        "-device", "virtio-serial-device",
+        "-chardev", f"socket,id=agent,path={workdir / 'agent.sock'},server=on,wait=off",
+        "-device", "virtserialport,chardev=agent,name=ember.agent",
+    ]
+    if spec.rng:
+        argv += ["-object", "rng-random,id=rng0,filename=/dev/urandom",
+                 "-device", "virtio-rng-device,rng=rng0"]
+    argv += ["-qmp", f"unix:{workdir / 'qmp.sock'},server=on,wait=off"]
+    if incoming:
+        argv += ["-incoming", "defer"]
+    return argv
+
+
+class QemuMachine:
+    """One QEMU process and its QMP connection."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, workdir: Path, spec: MachineSpec) -> None:
+        self._proc = proc
+        self.workdir = workdir
+        self.spec = spec
+        self._qmp = QMPClient(f"ember-{proc.pid}")
+        self._waiter = asyncio.get_running_loop().create_task(proc.wait(), name=f"qemu-wait-{proc.pid}")
+
+    # -- facts -----------------------------------------------------------
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @property
+    def agent_socket(self) -> Path:
+        return self.workdir / "agent.sock"
+
+    @property
+    def console_log(self) -> Path:
+        return self.workdir / "console.log"
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode
+
+    def stderr_tail(self, limit: int = 2000) -> str:
+        try:
+            return (self.workdir / "qemu.log").read_text(errors="replace")[-limit:].strip()
+        except OSError:
+            return ""
+
+    # -- QMP -------------------------------------------------------------
+    async def _connect_qmp(self) -> None:
+        sock = self.workdir / "qmp.sock"
+        deadline = time.monotonic() + QMP_CONNECT_TIMEOUT_S
+        while True:
+            if self._waiter.done():
+                raise VmmStartError(f"QEMU exited with status {self.returncode} while starting: "
+                                    f"{self.stderr_tail()}", pid=self.pid)
+            if sock.exists():
+                try:
+                    await self._qmp.connect(str(sock))
+                    break
+                except (QMPError, OSError):
+                    pass
+            if time.monotonic() > deadline:
+                raise VmmStartError(f"no QMP socket after {QMP_CONNECT_TIMEOUT_S} s", pid=self.pid)
+            await asyncio.sleep(0.01)
+        await self._execute("migrate-set-capabilities",
+                            capabilities=[{"capability": "x-ignore-shared", "state": True}])
+
+    async def _execute(self, cmd: str, **args: object) -> object:
+        if self._waiter.done():
+            raise VmExited(f"QEMU exited with status {self.returncode}", pid=self.pid)
+        try:
+            return await self._qmp.execute(cmd, args or None)
+        except QMPError as exc:
+            if self._waiter.done():
+                raise VmExited(f"QEMU exited with status {self.returncode} during {cmd}", pid=self.pid) from exc
+            raise VmmError(f"QMP {cmd} failed: {exc}", pid=self.pid) from exc
+
+    async def _status(self) -> str:
+        res = await self._execute("query-status")
+        assert isinstance(res, dict)
+        return str(res["status"])
+
+    # -- operations ------------------------------------------------------
+    async def pause(self) -> None:
+        await self._execute("stop")
+
+    async def cont(self) -> None:
+        await self._execute("cont")
+
+    async def _wait_migration(self, what: str) -> dict[str, object]:
+        deadline = time.monotonic() + MIGRATION_TIMEOUT_S
+        while time.monotonic() < deadline:
+            res = await self._execute("query-migrate")
+            assert isinstance(res, dict)
+            status = res.get("status")
+            if status == "completed":
+                return res
+            if status in ("failed", "cancelled"):
+                raise SnapshotError(f"{what} {status}: {res.get('error-desc', 'no reason given')}", pid=self.pid)
+            await asyncio.sleep(0.005)
+        raise SnapshotError(f"{what} took longer than {MIGRATION_TIMEOUT_S} s", pid=self.pid)
+
+    async def save(self, dest: Path) -> SavedState:
+        t0 = time.monotonic()
+        await self._execute("stop")
+        await self._execute("migrate-set-parameters", **{"max-bandwidth": MIGRATION_MAX_BANDWIDTH})
+        tmp = dest.with_name(dest.name + ".partial")
+        # Hand QEMU an open file rather than `exec:cat > f`: when QEMU reports 'completed' it has
+        # written its last byte into our fd, with no helper process still flushing a pipe.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            self._qmp.send_fd_scm(fd)
+            await self._execute("getfd", fdname="snapshot")
+        finally:
+            os.close(fd)
+        await self._execute("migrate", uri="fd:snapshot")
+        try:
+            await self._wait_migration("snapshot")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+        return SavedState(dest, dest.stat().st_size, time.monotonic() - t0, ram_in_file=self.spec.ram_shared)
+
+    async def incoming(self, state: Path) -> None:
+        """Load ``state`` into a VMM started with ``-incoming defer``; leaves the guest paused."""
+        await self._execute("migrate-incoming", uri=f"exec:cat {shlex.quote(str(state))}")
+        deadline = time.monotonic() + MIGRATION_TIMEOUT_S
+        while True:
+            res = await self._execute("query-migrate")
+            assert isinstance(res, dict)
+            if res.get("status") == "failed":
+                raise SnapshotError(f"restore failed: {res.get('error-desc', 'no reason given')}: "
+                                    f"{self.stderr_tail()}", pid=self.pid)
+            if res.get("status") == "completed" and await self._status() in ("paused", "postmigrate"):
+                return
+            if time.monotonic() > deadline:
+                raise SnapshotError(f"restore took longer than {MIGRATION_TIMEOUT_S} s", pid=self.pid)
+            await asyncio.sleep(0.005)
+
+    async def quit(self) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(VmmError, QMPError, OSError):
+                await asyncio.wait_for(self._qmp.execute("quit"), QUIT_TIMEOUT_S)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._waiter), QUIT_TIMEOUT_S)
+            except TimeoutError:
+                await self.kill()
+        await self._close_qmp()
+
+    async def kill(self) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.send_signal(signal.SIGKILL)
+        await asyncio.shield(self._waiter)
+        await self._close_qmp()
+
+    async def _close_qmp(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._qmp.disconnect()
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._waiter)
+
+
+class QemuDriver:
+    """Boots and restores QEMU microvm machines (KVM or TCG, as the spec says)."""
+
+    name = "qemu"
+
+    async def _start(self, spec: MachineSpec, workdir: Path, incoming: bool) -> QemuMachine:
+        workdir.mkdir(parents=True, exist_ok=True)
+        for leftover in ("qmp.sock", "agent.sock"):
+            (workdir / leftover).unlink(missing_ok=True)
+        argv = qemu_argv(spec, workdir, incoming)
+        (workdir / "qemu.argv").write_text("\n".join(argv) + "\n")
+        with open(workdir / "qemu.log", "ab") as errlog:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, stdin=asyncio.subprocess.DEVNULL, stdout=errlog, stderr=errlog,
+                    preexec_fn=_die_with_parent, start_new_session=True)
+            except FileNotFoundError as exc:
+                raise VmmStartError(f"{QEMU_BINARY} not found: run `ember setup`") from exc
+        (workdir / "qemu.pid").write_text(str(proc.pid))
+        machine = QemuMachine(proc, workdir, spec)
+        try:
+            await machine._connect_qmp()
+        except BaseException:
+            await machine.kill()
+            raise
+        log.info("qemu started", extra={"action": "vmm_start", "pid": proc.pid, "workdir": str(workdir)})
+        return machine
+
+    async def boot(self, spec: MachineSpec, workdir: Path) -> QemuMachine:
+        return await self._start(spec, workdir, incoming=False)
+
+    async def restore(self, spec: MachineSpec, workdir: Path, state: Path) -> QemuMachine:
+        if not state.is_file():
+            raise SnapshotError(f"state file {state} is missing")
+        machine = await self._start(spec, workdir, incoming=True)
+        try:
+            await machine.incoming(state)
+            await machine.cont()
+        except BaseException:
+            await machine.kill()
+            raise
+        return machine

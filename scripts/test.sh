@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run Ember's whole test suite on this machine: set-up, lint, unit tests, then tests with real VMs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/bootstrap.sh
+
+echo "==> ruff"
+.venv/bin/ruff check ember tests bench
+
+status=0
+echo "==> unit tests"
+.venv/bin/pytest tests/unit -q "$@" || status=$?
+echo "==> tests with real VMs"
+.venv/bin/pytest tests/vm -q -m vm "$@" || status=$?
+exit $status
