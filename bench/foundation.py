@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import machine_info, smaps_rss, summary, write_result  # noqa: E402
-from ember.host.host import Host  # noqa: E402
-from ember.host.kit import load_kit, test_rootfs  # noqa: E402
+from bench._common import machine_info, smaps_rss, summary, write_result
+from ember.host.host import Host
+from ember.host.kit import load_kit, test_rootfs
 
 APP = "import time\nbuf = bytearray(32 << 20)\nprint('ready', flush=True)\nwhile True: time.sleep(1)\n"
 

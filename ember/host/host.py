@@ -196,6 +196,8 @@ class Host:
                     self._on_exit(vm)
 
     async def _stop_machine(self, vm: VM, graceful: bool = False) -> None:
+        if vm.state in ("running", "paused", "starting"):
+            vm.state = "stopping"  # an exit we cause is not a crash
         if vm.agent is not None:
             await vm.agent.close()
             vm.agent = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import hashlib
 import logging
 import os
 import shlex
@@ -46,9 +47,30 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+def socket_dir() -> Path:
+    """A short private directory for QMP and agent sockets.
+
+    Unix socket paths are limited to 107 bytes, and ``$EMBER_HOME`` can be deep;
+    mode 0700 keeps other local users away from every VM's control sockets.
+    """
+    base = Path("/run/ember") if os.geteuid() == 0 and Path("/run").is_dir() else Path(
+        os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/ember-{os.geteuid()}")
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(base, 0o700)
+    return base
+
+
+def socket_paths(workdir: Path) -> tuple[Path, Path]:
+    """(QMP socket, agent socket) of the VM whose work dir is ``workdir``."""
+    tag = hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:20]
+    base = socket_dir()
+    return base / f"{tag}.qmp", base / f"{tag}.agent"
+
+
 def qemu_argv(spec: MachineSpec, workdir: Path, incoming: bool) -> list[str]:
     """The command line for ``spec``. Devices are listed in a fixed order: snapshots depend on it."""
     mem = f"{spec.memory_mib}M"
+    qmp_sock, agent_sock = socket_paths(workdir)
     argv = [
         QEMU_BINARY,
         "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on,pit=on,memory-backend=mem0",
@@ -69,13 +91,13 @@ def qemu_argv(spec: MachineSpec, workdir: Path, incoming: bool) -> list[str]:
                  "-device", f"virtio-blk-device,drive=d{i}"]
     argv += [
         "-device", "virtio-serial-device",
-        "-chardev", f"socket,id=agent,path={workdir / 'agent.sock'},server=on,wait=off",
+        "-chardev", f"socket,id=agent,path={agent_sock},server=on,wait=off",
         "-device", "virtserialport,chardev=agent,name=ember.agent",
     ]
     if spec.rng:
         argv += ["-object", "rng-random,id=rng0,filename=/dev/urandom",
                  "-device", "virtio-rng-device,rng=rng0"]
-    argv += ["-qmp", f"unix:{workdir / 'qmp.sock'},server=on,wait=off"]
+    argv += ["-qmp", f"unix:{qmp_sock},server=on,wait=off"]
     if incoming:
         argv += ["-incoming", "defer"]
     return argv
@@ -98,7 +120,7 @@ class QemuMachine:
 
     @property
     def agent_socket(self) -> Path:
-        return self.workdir / "agent.sock"
+        return socket_paths(self.workdir)[1]
 
     @property
     def console_log(self) -> Path:
@@ -116,7 +138,7 @@ class QemuMachine:
 
     # -- QMP -------------------------------------------------------------
     async def _connect_qmp(self) -> None:
-        sock = self.workdir / "qmp.sock"
+        sock = socket_paths(self.workdir)[0]
         deadline = time.monotonic() + QMP_CONNECT_TIMEOUT_S
         while True:
             if self._waiter.done():
@@ -229,6 +251,9 @@ class QemuMachine:
     async def _close_qmp(self) -> None:
         with contextlib.suppress(Exception):
             await self._qmp.disconnect()
+        if self.returncode is not None:
+            for sock in socket_paths(self.workdir):
+                sock.unlink(missing_ok=True)
 
     async def wait(self) -> int:
         return await asyncio.shield(self._waiter)
@@ -241,8 +266,8 @@ class QemuDriver:
 
     async def _start(self, spec: MachineSpec, workdir: Path, incoming: bool) -> QemuMachine:
         workdir.mkdir(parents=True, exist_ok=True)
-        for leftover in ("qmp.sock", "agent.sock"):
-            (workdir / leftover).unlink(missing_ok=True)
+        for leftover in socket_paths(workdir):
+            leftover.unlink(missing_ok=True)
         argv = qemu_argv(spec, workdir, incoming)
         (workdir / "qemu.argv").write_text("\n".join(argv) + "\n")
         with open(workdir / "qemu.log", "ab") as errlog:

@@ -199,6 +199,6 @@ async def test_resource_limits_are_refused_before_anything_starts(host: Host, ro
 async def test_missing_suspend_snapshot_is_a_clear_error(host: Host, clone: VM) -> None:
     await host.suspend(clone)
     (clone.dir / "suspend.state").unlink()
-    with pytest.raises(EmberError, match="suspend snapshot .* is missing"):
+    with pytest.raises(EmberError, match=r"suspend snapshot .* is missing"):
         await host.resume(clone)
     assert clone.state == "suspended"
