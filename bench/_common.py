@@ -36,17 +36,22 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
-def smaps_rss(pid: int, mapped_file: Path) -> tuple[int, int]:
-    """(total RSS, RSS of the mapping of ``mapped_file``) in bytes, from /proc/<pid>/smaps."""
-    total = in_file = 0
+def smaps_memory(pid: int, mapped_file: Path) -> dict[str, int]:
+    """RSS and PSS of a process, in total and for its mapping of ``mapped_file``, in bytes.
+
+    PSS splits pages shared with other processes (QEMU's code, libraries) among them, so
+    ``pss - pss_guest`` is what one more VM really costs the host beyond its guest pages.
+    """
+    out = {"rss": 0, "pss": 0, "rss_guest": 0, "pss_guest": 0}
     current = ""
     for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
         parts = line.split()
-        if parts and "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
+        if parts and "-" in parts[0] and not parts[0].endswith(":"):
             current = parts[5] if len(parts) > 5 else ""
-        elif parts and parts[0] == "Rss:":
-            kib = int(parts[1]) * 1024
-            total += kib
+        elif parts and parts[0] in ("Rss:", "Pss:"):
+            key = parts[0][:-1].lower()
+            n = int(parts[1]) * 1024
+            out[key] += n
             if current == str(mapped_file):
-                in_file += kib
-    return total, in_file
+                out[f"{key}_guest"] += n
+    return out

@@ -6,7 +6,6 @@ import asyncio
 import json
 import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -145,4 +144,4 @@ def demo(as_json: bool) -> None:
     console.print(table)
 
 
-__all__ = ["demo", "Path"]
+__all__ = ["demo"]

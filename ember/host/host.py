@@ -324,9 +324,8 @@ class Host:
             raise NotFound(f"suspend snapshot of VM {vm.id} is missing ({state})")
         spec = vm.spec
         if not spec.ram_shared:
-            # The stream holds every page; a fresh private mapping frees the VM from any image file.
-            disks.sparse_file(vm.dir / "ram", spec.memory_mib << 20)
-            spec = spec.with_storage(spec.drives, vm.dir / "ram", ram_shared=False)
+            # The stream holds every page: anonymous RAM frees the VM from its image's memory file.
+            spec = spec.with_storage(spec.drives, None, ram_shared=False)
         vm.spec = spec
         machine = await self.driver.restore(spec, vm.dir, state)
         await self._attach(vm, machine, after_restore=True)

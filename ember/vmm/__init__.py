@@ -48,9 +48,10 @@ class MachineSpec:
     vcpus: int
     accel: Accel
     drives: tuple[Drive, ...]
-    ram_path: Path
+    # None: anonymous RAM (a resumed VM: the suspend stream carries every page).
+    ram_path: Path | None
     # share=True: guest RAM writes land in ram_path (a VM whose RAM becomes an image).
-    # share=False: a private copy-on-write mapping of ram_path (clones, resumed VMs).
+    # share=False: a private copy-on-write mapping of ram_path (clones).
     ram_shared: bool
     cmdline: str
     tsc_khz: int | None = None
@@ -60,7 +61,7 @@ class MachineSpec:
         data = asdict(self)
         data["drives"] = [{**d, "path": str(d["path"])} for d in data["drives"]]
         for k in ("kernel", "initrd", "ram_path"):
-            data[k] = str(data[k])
+            data[k] = str(data[k]) if data[k] is not None else None
         return json.dumps(data, indent=2)
 
     @classmethod
@@ -68,9 +69,9 @@ class MachineSpec:
         data = json.loads(text)
         drives = tuple(Drive(Path(d["path"]), d["format"], d["read_only"]) for d in data.pop("drives"))
         return cls(**{**data, "drives": drives, "kernel": Path(data["kernel"]),
-                      "initrd": Path(data["initrd"]), "ram_path": Path(data["ram_path"])})
+                      "initrd": Path(data["initrd"]), "ram_path": Path(data["ram_path"]) if data["ram_path"] else None})
 
-    def with_storage(self, drives: tuple[Drive, ...], ram_path: Path, ram_shared: bool) -> MachineSpec:
+    def with_storage(self, drives: tuple[Drive, ...], ram_path: Path | None, ram_shared: bool) -> MachineSpec:
         return replace(self, drives=drives, ram_path=ram_path, ram_shared=ram_shared)
 
 

@@ -79,8 +79,10 @@ def qemu_argv(spec: MachineSpec, workdir: Path, incoming: bool) -> list[str]:
         "-smp", str(spec.vcpus),
         "-m", mem,
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-        "-object", f"memory-backend-file,id=mem0,size={mem},mem-path={spec.ram_path},"
-                   f"share={'on' if spec.ram_shared else 'off'}",
+        "-object", (f"memory-backend-file,id=mem0,size={mem},mem-path={spec.ram_path},"
+                    f"share={'on' if spec.ram_shared else 'off'}") if spec.ram_path is not None
+        # Anonymous RAM loads a full stream fastest: no file holes to read before each page is written.
+        else f"memory-backend-ram,id=mem0,size={mem}",
         "-kernel", str(spec.kernel), "-initrd", str(spec.initrd), "-append", spec.cmdline,
         "-chardev", f"file,id=con,path={workdir / 'console.log'},append=on",
         "-serial", "chardev:con",
