@@ -56,6 +56,12 @@ class MachineSpec:
     cmdline: str
     tsc_khz: int | None = None
     rng: bool = True
+    # Every VM has one virtio-net device, so that any snapshot can be restored with or
+    # without egress. "none": its backend is an unconnected hub port (packets go nowhere).
+    # "user": QEMU user-mode NAT, run inside network namespace ``netns`` whose own rules
+    # keep it away from the host and private networks (ember.host.egress).
+    network: Literal["none", "user"] = "none"
+    netns: str | None = None
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -96,6 +96,11 @@ def qemu_argv(spec: MachineSpec, workdir: Path, incoming: bool) -> list[str]:
         "-chardev", f"socket,id=agent,path={agent_sock},server=on,wait=off",
         "-device", "virtserialport,chardev=agent,name=ember.agent",
     ]
+    if spec.network == "user":
+        netdev = "user,id=n0"
+    else:
+        netdev = "hubport,id=n0,hubid=0"
+    argv += ["-netdev", netdev, "-device", "virtio-net-device,netdev=n0,mac=52:54:00:12:34:56"]
     if spec.rng:
         argv += ["-object", "rng-random,id=rng0,filename=/dev/urandom",
                  "-device", "virtio-rng-device,rng=rng0"]
@@ -271,6 +276,9 @@ class QemuDriver:
         for leftover in socket_paths(workdir):
             leftover.unlink(missing_ok=True)
         argv = qemu_argv(spec, workdir, incoming)
+        if spec.netns:
+            # `ip netns exec` also bind-mounts /etc/netns/<name>/resolv.conf, which user-mode NAT's DNS reads.
+            argv = ["ip", "netns", "exec", spec.netns, *argv]
         (workdir / "qemu.argv").write_text("\n".join(argv) + "\n")
         with open(workdir / "qemu.log", "ab") as errlog:
             try:
