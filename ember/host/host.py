@@ -332,6 +332,17 @@ class Host:
         state.unlink()
         return vm
 
+    async def freeze_disk(self, vm: VM, dest: Path) -> Path:
+        """Stop ``vm`` cleanly and move its disk overlay to ``dest``, a frozen layer for later VMs."""
+        vm.require_agent()
+        await self._stop_machine(vm, graceful=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(vm.dir / "disk.qcow2", dest)
+        vm.state = "frozen"
+        self.vms.pop(vm.id, None)
+        shutil.rmtree(vm.dir, ignore_errors=True)
+        return dest
+
     # -- teardown --------------------------------------------------------
     async def destroy(self, vm: VM) -> None:
         """Kill the VM's VMM and remove its files; idempotent."""
