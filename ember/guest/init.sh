@@ -44,6 +44,18 @@ done
 
 ip link set lo up || log "cannot bring up lo"
 
+# Every VM has one NIC; its host side decides whether packets go anywhere (an unconnected
+# port, or user-mode NAT for egress). Configure it the way user-mode NAT expects, always:
+# a clone restored with egress from an image booted without it then needs no change.
+i=0
+while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 10 ]; do sleep 0.1; i=$((i + 1)); done
+if [ -e /sys/class/net/eth0 ]; then
+    { ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2; } \
+        || log "cannot configure eth0"
+else
+    log "no network interface"
+fi
+
 # The disks show up as soon as virtio_blk probes them; wait up to ~5 s.
 runtime_dev=
 i=0
@@ -83,6 +95,11 @@ if [ -n "$rootfs_dev" ]; then
     [ -e $R/dev/ptmx ] || ln -s pts/ptmx $R/dev/ptmx
     mount -t tmpfs -o mode=1777 tmpfs $R/tmp || die "cannot mount rootfs/tmp"
     mount -t tmpfs -o mode=0755 tmpfs $R/run || die "cannot mount rootfs/run"
+    # Names resolve through user-mode NAT's DNS proxy. A symlink (systemd-resolved's) would
+    # point into the empty /run: replace it with a file.
+    mkdir -p $R/etc
+    [ -L $R/etc/resolv.conf ] && rm -f $R/etc/resolv.conf
+    echo "nameserver 10.0.2.3" > $R/etc/resolv.conf || log "cannot write rootfs /etc/resolv.conf"
     log "rootfs $rootfs_dev mounted at /rootfs"
 else
     log "no rootfs disk; continuing without /rootfs"

@@ -411,6 +411,9 @@ class Connection:
         for task in list(self._tasks):
             task.cancel()
         for ch in list(self._channels.values()):
+            # The old session's peer is gone: a CLOSE, ERROR or WINDOW sent now by a handler
+            # unwinding would land in the next session, which may reuse the channel id.
+            ch.closed_local = True
             ch._remote_closed()
             ch._deliver(ChannelClosed("session reset"))
         self._channels.clear()
