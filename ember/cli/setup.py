@@ -43,8 +43,10 @@ class RichProgress:
 @click.command()
 @click.option("--no-install", is_flag=True, help="Do not apt-get install missing host packages; only check.")
 @click.option("--json", "as_json", is_flag=True, help="Print the kit's paths as JSON on stdout.")
+@click.option("--bases/--no-bases", default=True, show_default=True,
+              help="Also build the managed base images (debian-bookworm, python-3.11) that Dockerfiles start FROM.")
 @friendly_errors
-def setup(no_install: bool, as_json: bool) -> None:
+def setup(no_install: bool, as_json: bool, bases: bool) -> None:
     """Install and build what Ember needs to boot VMs (kernel, initramfs, runtime disk).
 
     Installs missing host packages (QEMU, busybox, e2fsprogs, mmdebstrap; needs
@@ -66,6 +68,7 @@ def setup(no_install: bool, as_json: bool) -> None:
     progress = RichProgress(console)
     try:
         kit = ensure_kit(progress=progress, install_packages=not no_install)
+        built_bases = _ensure_bases(progress) if bases else []
     finally:
         progress._stop()
     if as_json:
@@ -77,6 +80,7 @@ def setup(no_install: bool, as_json: bool) -> None:
                     "runtime_disk": str(kit.runtime_disk),
                     "kernel_release": kit.kernel_release,
                     "key": kit.key,
+                    "bases": {b.name: {"version": b.version, "rootfs": str(b.rootfs)} for b in built_bases},
                 },
                 indent=2,
             )
@@ -88,3 +92,21 @@ def setup(no_install: bool, as_json: bool) -> None:
             f"initrd {sizes['initrd'] / 1e6:.1f} MB, runtime disk {sizes['runtime_disk'] / 1e6:.0f} MB used",
             highlight=False,
         )
+
+
+def _ensure_bases(progress: RichProgress) -> list:  # type: ignore[type-arg]
+    """Build (or find cached) every managed base image, one progress line each."""
+    import time
+
+    from ember.images.bases import MANAGED_BASES, ensure_base, list_bases
+
+    built = []
+    for name in MANAGED_BASES:
+        step = f"base {name}"
+        progress.start(step)
+        t0 = time.monotonic()
+        before = {b.version for b in list_bases() if b.name == name}
+        base = ensure_base(name, progress=lambda msg, step=step: progress.note(step, msg))
+        progress.done(step, base.version, time.monotonic() - t0, cached=base.version in before)
+        built.append(base)
+    return built

@@ -32,6 +32,7 @@ from ember.vmm.qemu import QemuDriver, QemuMachine
 
 from . import disks
 from .agent_client import AgentClient
+from .egress import machine_network
 from .limits import DEFAULT_MEMORY_MIB, check_resources, default_vcpus
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,8 @@ class Host:
         if self._kit is None:
             from .kit import load_kit
 
-            self._kit = load_kit(self.home)
+            # The kit lives in $EMBER_HOME even when this Host keeps its VMs elsewhere (tests).
+            self._kit = load_kit()
         return self._kit
 
     def _cmdline(self) -> str:
@@ -213,7 +215,7 @@ class Host:
 
     # -- boot ------------------------------------------------------------
     async def boot(self, rootfs: Path, *, memory_mib: int = DEFAULT_MEMORY_MIB, vcpus: int | None = None,
-                   vm_id: str | None = None) -> VM:
+                   vm_id: str | None = None, egress: bool = False) -> VM:
         """Cold-boot a VM on a copy-on-write overlay of ``rootfs``; returns when its agent answers."""
         vcpus = vcpus if vcpus is not None else default_vcpus(memory_mib)
         check_resources(memory_mib, vcpus)
@@ -226,7 +228,7 @@ class Host:
                 kernel=kit.kernel, initrd=kit.initrd, memory_mib=memory_mib, vcpus=vcpus,
                 accel=self.accel.accel, cmdline=self._cmdline(), tsc_khz=self.tsc_khz,
                 drives=(Drive(kit.runtime_disk, "raw", read_only=True), Drive(vmdir / "disk.qcow2")),
-                ram_path=vmdir / "ram", ram_shared=True)
+                ram_path=vmdir / "ram", ram_shared=True, **await machine_network(egress))
             vm = VM(vm_id, vmdir, spec)
             machine = await self.driver.boot(spec, vmdir)
             return await self._attach(vm, machine, after_restore=False)
@@ -279,7 +281,7 @@ class Host:
         shutil.rmtree(vm.dir, ignore_errors=True)
         return replace(image, dir=dest)
 
-    async def clone(self, image: ImageSnapshot, *, vm_id: str | None = None) -> VM:
+    async def clone(self, image: ImageSnapshot, *, vm_id: str | None = None, egress: bool = False) -> VM:
         """A new VM restored from ``image``: own disk overlay, private copy-on-write RAM."""
         vm_id, vmdir = self._new_dir(vm_id)
         try:
@@ -287,6 +289,7 @@ class Host:
             runtime = image.spec.drives[0]
             spec = image.spec.with_storage(drives=(runtime, Drive(vmdir / "disk.qcow2")),
                                            ram_path=image.memory, ram_shared=False)
+            spec = replace(spec, **await machine_network(egress))
             vm = VM(vm_id, vmdir, spec)
             machine = await self.driver.restore(spec, vmdir, image.state)
             return await self._attach(vm, machine, after_restore=True)
@@ -332,6 +335,32 @@ class Host:
         state.unlink()
         return vm
 
+    def load_suspended(self, vm_id: str) -> VM:
+        """The suspended VM ``vm_id`` as recorded in its directory (after a restart of Ember).
+
+        NotFound when its directory, record or complete suspend snapshot is missing.
+        """
+        if vm_id in self.vms:
+            return self.vms[vm_id]
+        vmdir = self.vms_dir / vm_id
+        try:
+            record = json.loads((vmdir / "vm.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise NotFound(f"VM {vm_id} has no record on this host: {exc}") from None
+        if record.get("state") != "suspended" or not (vmdir / "suspend.state").is_file():
+            raise NotFound(f"VM {vm_id} has no complete suspend snapshot on this host")
+        vm = VM(vm_id, vmdir, MachineSpec.from_json(json.dumps(record["spec"])))
+        vm.state = "suspended"
+        self.vms[vm_id] = vm
+        return vm
+
+    def forget(self, vm_id: str) -> None:
+        """Remove a VM's directory that no live VM uses (reconcile after a restart)."""
+        vm = self.vms.pop(vm_id, None)
+        if vm is not None and vm.alive:
+            raise StateConflict(f"VM {vm_id} is running; destroy it instead")
+        shutil.rmtree(self.vms_dir / vm_id, ignore_errors=True)
+
     async def freeze_disk(self, vm: VM, dest: Path) -> Path:
         """Stop ``vm`` cleanly and move its disk overlay to ``dest``, a frozen layer for later VMs."""
         vm.require_agent()
@@ -351,9 +380,12 @@ class Host:
         self.vms.pop(vm.id, None)
         shutil.rmtree(vm.dir, ignore_errors=True)
 
-    async def close(self) -> None:
-        """Destroy every VM this Host started."""
+    async def close(self, *, keep_suspended: bool = False) -> None:
+        """Destroy every VM this Host knows; with ``keep_suspended`` suspended VMs keep their files."""
         for vm in list(self.vms.values()):
+            if keep_suspended and vm.state == "suspended":
+                self.vms.pop(vm.id, None)
+                continue
             await self.destroy(vm)
 
     def reap_orphans(self) -> list[int]:

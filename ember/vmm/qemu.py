@@ -96,10 +96,7 @@ def qemu_argv(spec: MachineSpec, workdir: Path, incoming: bool) -> list[str]:
         "-chardev", f"socket,id=agent,path={agent_sock},server=on,wait=off",
         "-device", "virtserialport,chardev=agent,name=ember.agent",
     ]
-    if spec.network == "user":
-        netdev = "user,id=n0"
-    else:
-        netdev = "hubport,id=n0,hubid=0"
+    netdev = "user,id=n0" if spec.network == "user" else "hubport,id=n0,hubid=0"
     argv += ["-netdev", netdev, "-device", "virtio-net-device,netdev=n0,mac=52:54:00:12:34:56"]
     if spec.rng:
         argv += ["-object", "rng-random,id=rng0,filename=/dev/urandom",

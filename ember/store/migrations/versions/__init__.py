@@ -1,0 +1,1 @@
+"""Alembic revisions, numbered ``NNNN_<what>.py``; Alembic skips this file."""
