@@ -551,6 +551,7 @@ def teardown_egress(config: EgressConfig = DEFAULT_CONFIG) -> None:
         shutil.rmtree(NETNS_ETC / cfg.netns, ignore_errors=True)
         for where in ("host", "netns"):
             _nft_state_file(cfg, where).unlink(missing_ok=True)
+        (RUN_DIR / f"egress-{cfg.netns}.lock").unlink(missing_ok=True)
 
 
 async def machine_network(egress: bool) -> dict[str, Any]:

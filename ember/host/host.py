@@ -329,6 +329,9 @@ class Host:
         if not spec.ram_shared:
             # The stream holds every page: anonymous RAM frees the VM from its image's memory file.
             spec = spec.with_storage(spec.drives, None, ram_shared=False)
+        if spec.netns:
+            # After a host reboot the egress namespace is gone; a suspended egress VM needs it back.
+            spec = replace(spec, **await machine_network(True))
         vm.spec = spec
         machine = await self.driver.restore(spec, vm.dir, state)
         await self._attach(vm, machine, after_restore=True)
