@@ -103,3 +103,20 @@ async def test_copy_chown_workdir_user_and_multi_stage(host: Host, tmp_path: Pat
     finally:
         await host.destroy(vm)
         shutil.rmtree(tmp_path / "out", ignore_errors=True)
+
+
+async def test_networked_build_installs_from_pypi_with_the_hosts_trusted_cas(host: Host, tmp_path: Path) -> None:
+    """flask-hello runs `pip install` in its build: egress works and the host's extra CAs are trusted."""
+    lines: list[str] = []
+    plan = plan_dockerfile((EXAMPLES / "flask-hello" / "Dockerfile").read_text())
+    result = await ImageBuilder(host, lambda s, line: lines.append(line)).build(BuildRequest(
+        context=EXAMPLES / "flask-hello", plan=plan, out_dir=tmp_path / "out", egress=True, timeout_s=900))
+    vm = await host.clone(result.snapshot)
+    try:
+        resp = await guest_request(vm.require_agent(), 8080, "GET", "/")
+        assert resp.status == 200 and json.loads(resp.body)["message"] == "Hello, World!"
+        # The CA bundle lived in /run (a tmpfs) during the build: it is not in the image.
+        leftover = await vm.require_agent().exec(["test", "-e", "/run/ember-build/ca-certificates.crt"])
+        assert leftover.exit_code != 0
+    finally:
+        await host.destroy(vm)
