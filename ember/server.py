@@ -31,6 +31,7 @@ DEFAULT_API_PORT = 9180
 DEFAULT_GATEWAY_PORT = 9443
 ROOT_KEY_ENV = ("EMBER_ROOT_ACCESS_KEY_ID", "EMBER_ROOT_SECRET_ACCESS_KEY")
 CREDENTIALS_FILE = "credentials.json"
+TLS_DIR = "tls"  # the gateway's CA and certificate: `ember ca` prints $EMBER_HOME/tls/ca.pem
 TOKEN_KEY_FILE = "token.key"
 
 
@@ -49,6 +50,8 @@ class ServeSettings:
     build_egress: bool = True
     min_idle_s: int = 60
     tick_s: float = 1.0
+    map_arm64: bool = False
+    """Accept ARM_64 in cpuConfigurations and build for this host's architecture (for old clients)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,14 @@ def token_key(home: Path) -> bytes:
     return path.read_bytes()
 
 
+def host_architecture() -> str:
+    """The contract's name for this machine's architecture."""
+    import platform
+
+    return {"x86_64": "X86_64", "amd64": "X86_64", "aarch64": "ARM_64", "arm64": "ARM_64"}.get(
+        platform.machine().lower(), platform.machine().upper())
+
+
 def endpoint_formatter(settings: ServeSettings):  # type: ignore[no-untyped-def]
     if settings.domain:
         return lambda microvm_id: f"{microvm_id}.{settings.domain}:{settings.gateway_port}"
@@ -107,6 +118,7 @@ class EmberServer:
         self.credentials: RootCredentials | None = None
         self._runners: list[object] = []
         self.gateway: object | None = None
+        self.gateway_port: int | None = None
         self._stopped = False
 
     async def start(self) -> None:
@@ -127,7 +139,8 @@ class EmberServer:
         log.info("reconciled", extra={"action": "reconcile", "builds_failed": failed, **counts})
         ctx = ApiContext(store=self.store, images=self.images, microvms=self.microvms,
                          endpoint_for=endpoint_formatter(s), token_secret=secret, region=s.region,
-                         quotas=s.quotas, min_idle_s=s.min_idle_s)
+                         quotas=s.quotas, min_idle_s=s.min_idle_s, architecture=host_architecture(),
+                         map_arm64=s.map_arm64)
         from aiohttp import web
 
         from ember.api.app import create_app
@@ -145,8 +158,9 @@ class EmberServer:
             log.warning("gateway not available", extra={"action": "gateway_missing"})
             return
         s = self.settings
-        self.gateway = Gateway(self.microvms, home=s.home, tls=s.gateway_tls, domain=s.domain)
-        await self.gateway.start(s.gateway_host, s.gateway_port)  # type: ignore[attr-defined]
+        self.gateway = Gateway(self.microvms, tls_dir=s.home / TLS_DIR, plain_http=not s.gateway_tls,
+                               domain=s.domain)
+        self.gateway_port = await self.gateway.start(s.gateway_host, s.gateway_port)  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
         if self._stopped:
