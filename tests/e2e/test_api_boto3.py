@@ -32,10 +32,11 @@ from botocore.credentials import Credentials
 from ember.images.artifact import make_zip
 from ember.images.bases import ensure_base
 from ember.server import EmberServer, ServeSettings
+from tests.framework.paths import EXAMPLES
 
 pytestmark = pytest.mark.vm
 
-EXAMPLE = Path("/work/shared/examples/code-interpreter")
+EXAMPLE = EXAMPLES / "code-interpreter"
 REGION = "us-east-1"
 BUILD_TIMEOUT_S = 900.0
 STATE_TIMEOUT_S = 180.0

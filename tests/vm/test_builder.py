@@ -12,10 +12,10 @@ from ember.host.guest_http import guest_request
 from ember.host.host import Host
 from ember.images.builder import BuildFailed, BuildRequest, ImageBuilder, Readiness
 from ember.images.dockerfile import plan_dockerfile
+from tests.framework.paths import EXAMPLES
 
 pytestmark = pytest.mark.vm
 
-EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "examples"
 
 
 def _pid_of(pattern: str) -> str:

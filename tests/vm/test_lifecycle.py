@@ -21,12 +21,12 @@ from ember.images.service import ImageService
 from ember.lifecycle.service import MicrovmService
 from ember.store import Store, accounts, builds, images, microvms, versions
 from ember.store.models import Microvm
+from tests.framework.paths import EXAMPLES
 
 pytestmark = pytest.mark.vm
 
 S = MicrovmState
 ACCOUNT = "123456789012"
-EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "examples"
 SECRET = b"k" * 32
 
 
