@@ -12,4 +12,6 @@ echo "==> unit tests"
 .venv/bin/pytest tests/unit -q "$@" || status=$?
 echo "==> tests with real VMs"
 .venv/bin/pytest tests/vm -q -m vm "$@" || status=$?
+echo "==> end-to-end tests (ember serve, boto3, CLI)"
+.venv/bin/pytest tests/e2e -q -m vm "$@" || status=$?
 exit $status
