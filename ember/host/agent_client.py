@@ -13,7 +13,7 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,17 @@ def _op_error(op: str, exc: p.ChannelError) -> AgentOpError:
     return AgentOpError(op, exc.code, exc.message)
 
 
+@contextlib.contextmanager
+def _agent_errors(op: str) -> Iterator[None]:
+    """Protocol-level ends of a channel become the AgentError tree callers handle."""
+    try:
+        yield
+    except p.ChannelError as exc:
+        raise _op_error(op, exc) from None
+    except (p.ChannelClosed, ConnectionError) as exc:
+        raise AgentError(f"{op}: connection to the agent lost: {exc}") from None
+
+
 class Process:
     """A command running in the guest, with its stdin, output and control messages."""
 
@@ -62,16 +73,20 @@ class Process:
         self.finished = False
 
     async def write(self, data: bytes) -> None:
-        await self.channel.send_data(data, p.FD_STREAM)
+        with _agent_errors("exec"):
+            await self.channel.send_data(data, p.FD_STREAM)
 
     async def close_stdin(self) -> None:
-        await self.channel.send_eof(p.FD_STREAM)
+        with _agent_errors("exec"):
+            await self.channel.send_eof(p.FD_STREAM)
 
     async def send_signal(self, signum: int) -> None:
-        await self.channel.send_msg({"signal": signum})
+        with _agent_errors("exec"):
+            await self.channel.send_msg({"signal": signum})
 
     async def resize(self, cols: int, rows: int) -> None:
-        await self.channel.send_msg({"resize": [cols, rows]})
+        with _agent_errors("exec"):
+            await self.channel.send_msg({"resize": [cols, rows]})
 
     async def events(self) -> AsyncIterator[tuple[int, bytes]]:
         """Output as (fd, bytes) until the process ends; then ``exit_code``/``signal`` are set."""
@@ -104,10 +119,12 @@ class Stream:
         self._eof = False
 
     async def write(self, data: bytes) -> None:
-        await self.channel.send_data(data)
+        with _agent_errors("stream"):
+            await self.channel.send_data(data)
 
     async def write_eof(self) -> None:
-        await self.channel.send_eof()
+        with _agent_errors("stream"):
+            await self.channel.send_eof()
 
     async def read(self) -> bytes:
         """The next chunk; b"" once the guest side has closed its direction."""
@@ -218,7 +235,8 @@ class AgentClient:
     # -- one-shot operations ---------------------------------------------
     async def _call(self, op: str, timeout: float = OP_TIMEOUT_S, **args: Any) -> dict[str, Any]:
         try:
-            ch = await self.conn.open(op, **args)
+            with _agent_errors(op):
+                ch = await self.conn.open(op, **args)
             try:
                 return await asyncio.wait_for(ch.recv_msg(), timeout)
             finally:
@@ -253,7 +271,8 @@ class AgentClient:
         args: dict[str, Any] = {"argv": argv, "env": env, "cwd": cwd, "uid": uid, "gid": gid,
                                 "stdin": stdin, "root": root,
                                 "pty": {"cols": pty[0], "rows": pty[1]} if pty else None}
-        ch = await self.conn.open("exec", **args)
+        with _agent_errors("exec"):
+            ch = await self.conn.open("exec", **args)
         try:
             msg = await asyncio.wait_for(ch.recv_msg(), OP_TIMEOUT_S)
         except TimeoutError:
@@ -290,7 +309,8 @@ class AgentClient:
     # -- streams and files -----------------------------------------------
     async def open_stream(self, port: int, host: str = "127.0.0.1") -> Stream:
         """A byte stream to ``host:port`` as seen from inside the guest."""
-        ch = await self.conn.open("stream", port=port, host=host)
+        with _agent_errors("stream"):
+            ch = await self.conn.open("stream", port=port, host=host)
         try:
             await asyncio.wait_for(ch.recv_msg(), OP_TIMEOUT_S)
         except TimeoutError:

@@ -10,76 +10,29 @@ the default ``EMBER_HOME`` (where ``ember setup`` built them), which is where ``
 
 from __future__ import annotations
 
-import asyncio
-import json
-import socket
-import threading
 import time
-import urllib.request
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
-import boto3
-import botocore.session
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.config import Config
-from botocore.credentials import Credentials
 
 from ember.images.artifact import make_zip
 from ember.images.bases import ensure_base
-from ember.server import EmberServer, ServeSettings
+from ember.server import ServeSettings
 from tests.framework.paths import EXAMPLES
+from tests.framework.server import REGION, ServerThread, build_log, client_for, free_port, wait_for
 
 pytestmark = pytest.mark.vm
 
 EXAMPLE = EXAMPLES / "code-interpreter"
-REGION = "us-east-1"
 BUILD_TIMEOUT_S = 900.0
 STATE_TIMEOUT_S = 180.0
 BUILD_POLL_S = 1.0
-STATE_POLL_S = 0.1
-"""State changes are polled often, so the printed timings are accurate to about 0.1 s."""
 HOOKS = {
     "port": 8080,
     "microvmHooks": {"run": "ENABLED", "resume": "ENABLED", "suspend": "ENABLED"},
     "microvmImageHooks": {"ready": "ENABLED", "validate": "ENABLED"},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _ApiOnlyServer(EmberServer):
-    """``ember serve`` without the gateway: this test reaches VMs only through the control plane."""
-
-    async def _start_gateway(self, secret: bytes) -> None:
-        return None
-
-
-class ServerThread:
-    """The real EmberServer on an event loop in a thread of its own (boto3 blocks the test's thread)."""
-
-    def __init__(self, settings: ServeSettings) -> None:
-        self.server = _ApiOnlyServer(settings)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="ember-serve", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(timeout=300)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(timeout=300)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=30)
-        self.loop.close()
 
 
 @pytest.fixture(scope="module")
@@ -91,49 +44,6 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     running.start()
     yield running
     running.stop()
-
-
-def client_for(serve: ServerThread) -> Any:
-    creds = serve.server.credentials
-    assert creds is not None
-    core = botocore.session.Session()
-    core.get_component("data_loader").search_paths.append(str(resources.files("microvm").joinpath("data")))
-    session = boto3.session.Session(
-        botocore_session=core,
-        region_name=REGION,
-        aws_access_key_id=creds.access_key_id,
-        aws_secret_access_key=creds.secret_access_key,
-    )
-    return session.client(
-        "lambda-microvms",
-        endpoint_url=f"http://127.0.0.1:{serve.server.settings.api_port}",
-        config=Config(retries={"mode": "standard", "max_attempts": 3}),
-    )
-
-
-def build_log(serve: ServerThread, image: str, version: str, build_id: str) -> str:
-    """The build's log through the extension route (signed like any call)."""
-    creds = serve.server.credentials
-    assert creds is not None
-    url = (
-        f"http://127.0.0.1:{serve.server.settings.api_port}/2025-09-09/microvm-images/{image}/versions/"
-        f"{version}/builds/{build_id}/logs"
-    )
-    request = AWSRequest(method="GET", url=url)
-    SigV4Auth(Credentials(creds.access_key_id, creds.secret_access_key), "lambda", REGION).add_auth(request)
-    with urllib.request.urlopen(urllib.request.Request(url, headers=dict(request.headers)), timeout=30) as resp:
-        return "\n".join(json.loads(line)["line"] for line in resp.read().decode().splitlines() if line)
-
-
-def wait_for(what: str, fn: Any, done: Any, timeout_s: float, poll_s: float = STATE_POLL_S) -> tuple[Any, float]:
-    t0 = time.monotonic()
-    while True:
-        value = fn()
-        if done(value):
-            return value, time.monotonic() - t0
-        if time.monotonic() - t0 > timeout_s:
-            raise AssertionError(f"{what}: still {value!r} after {timeout_s} s")
-        time.sleep(poll_s)
 
 
 def test_image_to_terminated_microvm_through_boto3(serve: ServerThread, tmp_path: Path) -> None:
