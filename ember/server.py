@@ -131,7 +131,8 @@ class EmberServer:
             accounts.ensure_root_key(session, self.credentials.account_id, self.credentials.access_key_id,
                                      self.credentials.secret_access_key)
         secret = token_key(home)
-        self.host = Host(home=home)
+        # VMMs outlive a crash of this process; the next start adopts them (ember.lifecycle.reconcile).
+        self.host = Host(home=home, persistent_vmms=True)
         self.images = ImageService(self.store, self.host, images_dir=home / "images", build_egress=s.build_egress)
         failed = self.images.recover()
         self.microvms = MicrovmService(self.store, self.host, token_secret=secret, tick_s=s.tick_s)

@@ -135,12 +135,13 @@ class Host:
     """Runs VMs on this machine with one VMM driver."""
 
     def __init__(self, home: Path | None = None, kit: Any = None, *,
-                 on_exit: Callable[[VM], None] | None = None) -> None:
+                 on_exit: Callable[[VM], None] | None = None, persistent_vmms: bool = False) -> None:
         self.home = home or ember_home()
         self.vms_dir = self.home / "vms"
         self.vms_dir.mkdir(parents=True, exist_ok=True)
         self._kit = kit
-        self.driver = QemuDriver()
+        # persistent_vmms: VMMs survive a crash of this process and are adopted by the next one (ember serve).
+        self.driver = QemuDriver(die_with_parent=not persistent_vmms)
         self.accel = choose_accel()
         self.tsc_khz = host_tsc_khz() if self.accel.accel == "tcg" else None
         self.vms: dict[str, VM] = {}
@@ -337,6 +338,30 @@ class Host:
         await self._attach(vm, machine, after_restore=True)
         state.unlink()
         return vm
+
+    async def adopt(self, vm_id: str) -> VM:
+        """Take over VM ``vm_id`` whose VMM an earlier process started and left running.
+
+        A VMM found paused by an interrupted save runs again. NotFound when no such VMM lives.
+        """
+        vmdir = self.vms_dir / vm_id
+        try:
+            record = json.loads((vmdir / "vm.json").read_text())
+            pid = int((vmdir / "qemu.pid").read_text())
+        except (OSError, ValueError) as exc:
+            raise NotFound(f"VM {vm_id} has no running VMM record: {exc}") from None
+        if record.get("state") != "running":
+            raise NotFound(f"VM {vm_id} was {record.get('state')}, not running")
+        vm = VM(vm_id, vmdir, MachineSpec.from_json(json.dumps(record["spec"])))
+        try:
+            machine = await self.driver.adopt(pid, vm.spec, vmdir)
+        except VmExited as exc:
+            raise NotFound(str(exc)) from None
+        await machine.resume_after_interrupted_save()
+        # Whatever a save left behind is older than the running VM now: never resume from it.
+        for stale in ("suspend.state.partial", "suspend.state"):
+            (vmdir / stale).unlink(missing_ok=True)
+        return await self._attach(vm, machine, after_restore=False)
 
     def load_suspended(self, vm_id: str) -> VM:
         """The suspended VM ``vm_id`` as recorded in its directory (after a restart of Ember).

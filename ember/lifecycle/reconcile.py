@@ -20,7 +20,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from ember.contract.enums import MicrovmState as S
-from ember.errors import NotFound
+from ember.errors import EmberError, NotFound
 from ember.store import microvms, transitions
 
 if TYPE_CHECKING:
@@ -31,13 +31,22 @@ LOST = "the VM's VMM ended when ember serve stopped, and no complete snapshot wa
 
 async def reconcile(service: MicrovmService) -> dict[str, int]:
     host, store = service.host, service.store
-    counts = {"orphan_vmms_killed": len(host.reap_orphans()), "kept_suspended": 0, "recovered_suspended": 0,
-              "terminated": 0, "orphan_dirs_removed": 0}
+    counts = {"adopted": 0, "kept_suspended": 0, "recovered_suspended": 0, "terminated": 0,
+              "orphan_vmms_killed": 0, "orphan_dirs_removed": 0}
     with store.read() as session:
         rows = [(r.id, r.state) for r in microvms.microvms_in_states(
             session, [S.PENDING, S.RUNNING, S.SUSPENDING, S.SUSPENDED, S.TERMINATING])]
     known = {vm_id for vm_id, _ in rows}
+    adopted = set()
     for vm_id, state in rows:
+        if state in (S.RUNNING, S.SUSPENDING) and await _adopt(service, vm_id, state):
+            adopted.add(vm_id)
+    counts["adopted"] = len(adopted)
+    # Every VMM not adopted now is an orphan (a PENDING launch, a TERMINATING VM, a VM no row owns).
+    counts["orphan_vmms_killed"] = len(host.reap_orphans())
+    for vm_id, state in rows:
+        if vm_id in adopted:
+            continue
         try:
             host.load_suspended(vm_id)
             complete = True
@@ -53,6 +62,7 @@ async def reconcile(service: MicrovmService) -> dict[str, int]:
                     transitions.transition(session, vm_id, S.TERMINATING, LOST)
                     transitions.transition(session, vm_id, S.TERMINATED, LOST)
                     counts["terminated"] += 1
+                    host.forget(vm_id)
                     continue
                 transitions.transition(session, vm_id, S.SUSPENDED,
                                        "suspended when ember serve stopped; resumes on the next request or call")
@@ -70,3 +80,23 @@ async def reconcile(service: MicrovmService) -> dict[str, int]:
             host.forget(vmdir.name)
             counts["orphan_dirs_removed"] += 1
     return counts
+
+
+async def _adopt(service: MicrovmService, vm_id: str, state: S) -> bool:
+    """Reattach a VM whose VMM survived; True when it runs under this process now."""
+    try:
+        vm = await service.host.adopt(vm_id)
+    except (NotFound, EmberError, OSError):
+        return False
+    live = service.live(vm_id)
+    live.vm = vm
+    row = service._row(vm_id)
+    if row is not None:
+        _, live.hooks, _ = service._version_facts(row)
+    if state is S.SUSPENDING:
+        service._move(vm_id, S.RUNNING, "a suspend was interrupted by a restart of ember serve; the VM kept running")
+    else:
+        live.running.set()
+    if row is not None:
+        service._start_pump(live, row)
+    return True

@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 from qemu.qmp import QMPClient
@@ -66,6 +67,27 @@ def socket_paths(workdir: Path) -> tuple[Path, Path]:
     return base / f"{tag}.qmp", base / f"{tag}.agent"
 
 
+# The exit status of a VMM this process did not start (adopted after a restart) cannot be read.
+UNKNOWN_EXIT_STATUS = 255
+
+
+async def _wait_foreign(pid: int) -> int:
+    """Wait for a process that is not our child, through a pidfd (no polling)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return UNKNOWN_EXIT_STATUS
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    return UNKNOWN_EXIT_STATUS
+
+
 def qemu_argv(spec: MachineSpec, workdir: Path, incoming: bool) -> list[str]:
     """The command line for ``spec``. Devices are listed in a fixed order: snapshots depend on it."""
     mem = f"{spec.memory_mib}M"
@@ -111,17 +133,25 @@ def qemu_argv(spec: MachineSpec, workdir: Path, incoming: bool) -> list[str]:
 class QemuMachine:
     """One QEMU process and its QMP connection."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, workdir: Path, spec: MachineSpec) -> None:
+    def __init__(self, pid: int, workdir: Path, spec: MachineSpec,
+                 proc: asyncio.subprocess.Process | None = None) -> None:
+        self._pid = pid
         self._proc = proc
         self.workdir = workdir
         self.spec = spec
-        self._qmp = QMPClient(f"ember-{proc.pid}")
-        self._waiter = asyncio.get_running_loop().create_task(proc.wait(), name=f"qemu-wait-{proc.pid}")
+        self._qmp = QMPClient(f"ember-{pid}")
+        self._exit_status: int | None = None
+        wait = proc.wait() if proc is not None else _wait_foreign(pid)
+        self._waiter = asyncio.get_running_loop().create_task(self._record_exit(wait), name=f"qemu-wait-{pid}")
+
+    async def _record_exit(self, wait: Awaitable[int]) -> int:
+        self._exit_status = await wait
+        return self._exit_status
 
     # -- facts -----------------------------------------------------------
     @property
     def pid(self) -> int:
-        return self._proc.pid
+        return self._pid
 
     @property
     def agent_socket(self) -> Path:
@@ -133,7 +163,7 @@ class QemuMachine:
 
     @property
     def returncode(self) -> int | None:
-        return self._proc.returncode
+        return self._exit_status
 
     def stderr_tail(self, limit: int = 2000) -> str:
         try:
@@ -177,6 +207,17 @@ class QemuMachine:
         return str(res["status"])
 
     # -- operations ------------------------------------------------------
+    async def status(self) -> str:
+        """QEMU's run state: running, paused, postmigrate, finish-migrate, inmigrate…"""
+        return await self._status()
+
+    async def resume_after_interrupted_save(self) -> None:
+        """An adopted VMM may be paused in the middle of (or after) a save nobody will finish: run it again."""
+        with contextlib.suppress(VmmError):
+            await self._execute("migrate_cancel")
+        if await self._status() != "running":
+            await self._execute("cont")
+
     async def pause(self) -> None:
         await self._execute("stop")
 
@@ -256,7 +297,7 @@ class QemuMachine:
     async def kill(self) -> None:
         if self.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                self._proc.send_signal(signal.SIGKILL)
+                os.kill(self._pid, signal.SIGKILL)
         await asyncio.shield(self._waiter)
         await self._close_qmp()
 
@@ -276,6 +317,24 @@ class QemuDriver:
 
     name = "qemu"
 
+    def __init__(self, *, die_with_parent: bool = True) -> None:
+        # True: every VMM gets SIGKILL when this process dies (tests, the library).
+        # False (ember serve): VMMs outlive a crash of the control process and are adopted at restart.
+        self.die_with_parent = die_with_parent
+
+    async def adopt(self, pid: int, spec: MachineSpec, workdir: Path) -> QemuMachine:
+        """Take over a VMM an earlier process started (after a restart): reconnect to its QMP socket."""
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if Path(f"/proc/{pid}").exists() else b""
+        if QEMU_BINARY.encode() not in cmdline or str(socket_paths(workdir)[0]).encode() not in cmdline:
+            raise VmExited(f"no VMM of {workdir.name} runs as pid {pid}", pid=pid)
+        machine = QemuMachine(pid, workdir, spec)
+        try:
+            await machine._connect_qmp()
+        except BaseException:
+            await machine._close_qmp()
+            raise
+        return machine
+
     async def _start(self, spec: MachineSpec, workdir: Path, incoming: bool) -> QemuMachine:
         workdir.mkdir(parents=True, exist_ok=True)
         for leftover in socket_paths(workdir):
@@ -289,11 +348,11 @@ class QemuDriver:
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *argv, stdin=asyncio.subprocess.DEVNULL, stdout=errlog, stderr=errlog,
-                    preexec_fn=_die_with_parent, start_new_session=True)
+                    preexec_fn=_die_with_parent if self.die_with_parent else None, start_new_session=True)
             except FileNotFoundError as exc:
                 raise VmmStartError(f"{QEMU_BINARY} not found: run `ember setup`") from exc
         (workdir / "qemu.pid").write_text(str(proc.pid))
-        machine = QemuMachine(proc, workdir, spec)
+        machine = QemuMachine(proc.pid, workdir, spec, proc)
         try:
             await machine._connect_qmp()
         except BaseException:
