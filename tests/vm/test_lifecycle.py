@@ -223,3 +223,62 @@ async def test_a_crashed_vmm_is_reported_terminated(svc: MicrovmService, stack) 
     os.kill(live.vm.pid, signal.SIGKILL)
     row = await _wait_state(store, vm_id, S.TERMINATED, timeout=30)
     assert "SIGKILL" in (row.state_reason or "")
+
+
+BAD_RUN_APP = '''
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_POST(self):
+        code = 500 if self.path.endswith("/run") else 200
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    do_GET = do_POST
+HTTPServer(("0.0.0.0", 8080), H).serve_forever()
+'''
+
+
+async def test_failing_run_hook_fails_the_launch_with_the_reason(stack, host: Host, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store, service = stack
+    ctx = tmp_path / "badrun"
+    ctx.mkdir()
+    (ctx / "app.py").write_text(BAD_RUN_APP)
+    (ctx / "Dockerfile").write_text('FROM python:3.11-slim\nCOPY app.py /app.py\nCMD ["python3", "/app.py"]\n')
+    config = _config(make_zip(ctx, tmp_path / "badrun.zip"))
+    with store.write() as s:
+        image = images.create_image(s, ACCOUNT, "badrun")
+        version = versions.create_version(s, image, config)
+        build_id = builds.create_build(s, version, architecture="X86_64", chipset="GENERIC",
+                                       chipset_generation="tcg").build_id
+    service.schedule(build_id)
+    await service.wait_idle()
+    svc = MicrovmService(store, host, token_secret=SECRET)
+    with store.write() as s:
+        image = images.get_image(s, ACCOUNT, "badrun")
+        row = microvms.insert_microvm(s, account_id=ACCOUNT, image=image,
+                                      version=versions.resolve_launch_version(s, image, None), endpoint="e")
+        vm_id = row.id
+    svc.launch(vm_id)
+    row = await _wait_state(store, vm_id, S.TERMINATED)
+    assert "run hook answered 500" in (row.state_reason or "")
+    assert not (host.vms_dir / vm_id).exists()
+
+
+async def test_app_log_lines_reach_the_store_within_two_seconds(svc: MicrovmService, stack) -> None:  # type: ignore[no-untyped-def]
+    from ember.lifecycle.logpump import LOG_OWNER_MICROVM
+    from ember.store import logs
+
+    store, _ = stack
+    vm_id = _run(store)
+    svc.launch(vm_id)
+    await _wait_state(store, vm_id, S.RUNNING)
+    agent = await svc.ensure_running(vm_id, 60)
+    t0 = time.monotonic()
+    await guest_request(agent, 8080, "GET", "/state?marker=log-probe-1")
+    while True:
+        with store.read() as s:
+            lines = [line.line for line in logs.read_logs(s, LOG_OWNER_MICROVM, vm_id)]
+        if any("log-probe-1" in line for line in lines):
+            break
+        assert time.monotonic() - t0 < 2.0, f"no log line after 2 s: {lines[-5:]}"
+        await asyncio.sleep(0.05)
