@@ -18,6 +18,21 @@ from ember.errors import EmberError
 COMMANDS: dict[str, str] = {
     "setup": "ember.cli.setup:setup",
     "demo": "ember.cli.demo:demo",
+    "serve": "ember.cli.serve:serve",
+    "credentials": "ember.cli.credentials:credentials",
+    "ca": "ember.cli.credentials:ca",
+    "image": "ember.cli.images:image",
+    "run": "ember.cli.microvms:run",
+    "ls": "ember.cli.microvms:list_microvms",
+    "get": "ember.cli.microvms:get_microvm",
+    "suspend": "ember.cli.microvms:suspend",
+    "resume": "ember.cli.microvms:resume",
+    "terminate": "ember.cli.microvms:terminate",
+    "token": "ember.cli.microvms:token",
+    "call": "ember.cli.call:call",
+    "logs": "ember.cli.logs:logs",
+    "shell": "ember.cli.shell:shell",
+    "top": "ember.cli.top:top",
 }
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -2,8 +2,8 @@
 
 The walk a user takes: build the code-interpreter example with hooks, run it, call it through the gateway
 (state kept between calls), suspend it, call it again (the gateway resumes it: auto-resume), read its logs,
-terminate it. Every step runs `python -m ember.cli.main …` as a subprocess, so what is tested is what a user
-types. Step timings are printed.
+terminate it; then a shell in a second MicroVM, fed from a pipe. Every step runs `python -m ember.cli.main …`
+as a subprocess, so what is tested is what a user types. Step timings are printed.
 
 The server keeps its database, credentials, CA, images and VMs in a temporary ``EMBER_HOME``. The guest kit
 and the managed bases are built once by `ember setup` in the default home and there is no setting that
@@ -27,10 +27,11 @@ from pathlib import Path
 import pytest
 
 from ember.settings import DEFAULT_HOME
+from tests.framework.paths import EXAMPLES
 
 pytestmark = pytest.mark.vm
 
-EXAMPLE = Path("/work/shared/examples/code-interpreter")
+EXAMPLE = EXAMPLES / "code-interpreter"
 SHARED_HOME = Path(os.environ.get("EMBER_HOME") or DEFAULT_HOME).expanduser()
 """Where `ember setup` built the kit and the managed bases."""
 START_TIMEOUT_S = 120.0
@@ -96,7 +97,8 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
          "--log-level", "info"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     running = Serve(process, env, port)
-    threading.Thread(target=_pump, args=(process.stdout, running.output), daemon=True).start()
+    pump = threading.Thread(target=_pump, args=(process.stdout, running.output), daemon=True)
+    pump.start()
     try:
         _wait_listening(running)
         yield running
@@ -108,6 +110,9 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(30)
+        pump.join(10)
+        assert process.stdout is not None
+        process.stdout.close()
 
 
 def ember(serve: Serve, *args: str, timeout: float = COMMAND_TIMEOUT_S,
@@ -172,4 +177,14 @@ def test_build_run_call_suspend_autoresume_logs_terminate(serve: Serve) -> None:
     assert vm_id in ember(serve, "ls", "--all").stdout
     gone = ember(serve, "call", vm_id, "/state", ok=False)
     assert gone.returncode != 0 and "Traceback" not in gone.stderr
+
+    shell_vm = ember(serve, "run", "ci", "--shell", "--wait").stdout.strip()
+    t0 = time.monotonic()
+    shell = subprocess.run([sys.executable, "-m", "ember.cli.main", "shell", shell_vm], env=serve.env,
+                           input="echo answer=$((6 * 7))\nexit 3\n", capture_output=True, text=True,
+                           timeout=COMMAND_TIMEOUT_S)
+    timings["shell (piped, exit 3)"] = time.monotonic() - t0
+    assert shell.returncode == 3, shell.stderr
+    assert "answer=42" in shell.stdout
+    ember(serve, "terminate", shell_vm)
     print("\n" + "\n".join(f"{step}: {seconds:.1f} s" for step, seconds in timings.items()))

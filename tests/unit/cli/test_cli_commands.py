@@ -136,3 +136,23 @@ def test_credentials_and_ca(api: RunningApi, monkeypatch: pytest.MonkeyPatch) ->
     (api.home / "tls").mkdir()
     (api.home / "tls" / "ca.pem").write_text("pem")
     assert ember("ca").stdout.strip() == str(api.home / "tls" / "ca.pem")
+
+
+def test_a_failed_build_exits_1_with_the_reason(api: RunningApi, app_dir: Path) -> None:
+    import threading
+    import time
+
+    images = api.server.ctx.images
+    images.auto_succeed = False  # type: ignore[attr-defined]
+
+    def fail_the_build() -> None:
+        deadline = time.monotonic() + 10
+        while not images.scheduled and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.05)
+        images.finish(images.scheduled[0], ok=False, reason="step 3/3 RUN exited with status 2")  # type: ignore[attr-defined]
+
+    threading.Thread(target=fail_the_build, daemon=True).start()
+    result = ember("image", "build", str(app_dir), "--name", "broken", "--wait")
+    assert result.exit_code == 1
+    assert "error: build of broken version 1 failed" in result.output
+    assert "step 3/3 RUN exited with status 2" in result.output

@@ -68,3 +68,15 @@ def test_a_bad_endpoint_is_one_line() -> None:
                                 env={"AWS_ACCESS_KEY_ID": "A", "AWS_SECRET_ACCESS_KEY": "B"})
     assert result.exit_code == 1
     assert result.output.strip() == "error: endpoint 'localhost:9180' is not a URL like http://127.0.0.1:9180"
+
+
+def test_help_does_not_import_the_sdk_stack() -> None:
+    """`ember --help` and usage errors stay fast: no httpx, botocore or pydantic models are loaded for them."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from click.testing import CliRunner; from ember.cli.main import main; "
+            "CliRunner().invoke(main, ['--help']); CliRunner().invoke(main, ['run', '--help']); "
+            "print(sorted(m for m in ('httpx', 'botocore', 'ember.contract', 'ember.api') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

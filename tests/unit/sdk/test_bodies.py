@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from ember.sdk import Client, errors
-from ember.sdk._bodies import artifact_uri, hooks_config, image_body, run_body
+from ember.sdk._bodies import artifact_uri, image_body, run_body
+from ember.sdk.hooks import hooks_config
 
 from . import samples
 from .fakes import FakeServer, Reply

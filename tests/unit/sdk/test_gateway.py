@@ -88,3 +88,26 @@ def test_shell_protocol(server: FakeServer, gw: GatewayThread, tls_client: Clien
         with pytest.raises(Exception):  # noqa: B017 - ConnectionClosedOK
             ws.recv(timeout=10)
         assert ws.close_reason == "exit 0"
+
+
+async def test_async_request_and_shell(server: FakeServer, gw: GatewayThread) -> None:
+    from ember.sdk import AsyncClient
+
+    vm = gw.add_vm(7, shell_ingress=True)
+    api_for(server, gw, vm)
+    client = AsyncClient(endpoint=server.url, access_key_id=KEY_ID, secret_access_key=SECRET,
+                         verify=gw.tls_dir / "ca.pem")
+    try:
+        handle = client.microvms.handle(vm.microvm_id)
+        response = await handle.request("POST", "/echo", content=b"async")
+        assert response.content == b"async"
+        ws = await handle.websocket("/ws", port=WS_PORT)
+        await ws.send("hi")
+        assert await ws.recv() == "hi"
+        await ws.close()
+        shell = await handle.shell()
+        await shell.send(b"pwd\r")
+        assert await shell.recv() == b"pwd\r"
+        await shell.close()
+    finally:
+        await client.aclose()
