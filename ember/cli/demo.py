@@ -1,147 +1,178 @@
-"""`ember demo`: boot a VM serving HTTP, snapshot it, clone it, suspend and resume the clone, with timings."""
+"""`ember demo`: Ember's main job, end to end, through the public API and gateway, with timings.
+
+Starts `ember serve` in the background unless one answers already, builds the
+code-interpreter example into an image, runs a MicroVM from it, calls it,
+suspends and resumes it (explicitly, then by a request), and prints how long
+each step took. The server keeps running afterwards; the demo says how to stop it.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
+import subprocess
+import sys
 import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from ember.host.agent_client import AgentClient
-from ember.host.host import Host
+from ember.cli.main import friendly_errors
 from ember.settings import ember_home
 
-DEMO_PORT = 8080
-# A stdlib HTTP app that keeps a counter in memory: the answers show the same process living on
-# through snapshot, clone, suspend and resume.
-DEMO_APP = r"""
-import json, os, time
-from http.server import BaseHTTPRequestHandler, HTTPServer
-hits = 0
-started = time.time()
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        global hits
-        hits += 1
-        body = json.dumps({"hello": "from a microVM", "pid": os.getpid(), "hits": hits,
-                           "app_uptime_s": round(time.time() - started, 1)}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-print("listening on 8080", flush=True)
-HTTPServer(("127.0.0.1", 8080), H).serve_forever()
-"""
+API_PORT = 9180
+SERVE_START_TIMEOUT_S = 120.0
+DEMO_IMAGE = "code-interpreter"
+HOOKS = ["ready", "validate", "run", "resume", "suspend"]
 
 
-async def http_get(agent: AgentClient, path: str = "/") -> dict[str, Any]:
-    """One HTTP/1.0 GET to the app, carried over the agent channel."""
-    stream = await agent.open_stream(DEMO_PORT)
-    await stream.write(f"GET {path} HTTP/1.0\r\nHost: demo\r\n\r\n".encode())
-    raw = bytearray()
-    while chunk := await stream.read():
-        raw += chunk
-    await stream.close()
-    head, _, body = bytes(raw).partition(b"\r\n\r\n")
-    status = head.split(b"\r\n", 1)[0].decode()
-    return {"status": status, **json.loads(body)}
+def default_app_dir() -> Path | None:
+    """The code-interpreter example in ``../shared/examples`` beside this checkout, when there is one."""
+    root = Path(__file__).resolve().parents[2]
+    candidate = root.parent / "shared" / "examples" / "code-interpreter"
+    return candidate if (candidate / "Dockerfile").is_file() else None
 
 
-async def _wait_ready(agent: AgentClient, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            await http_get(agent)
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-
-
-async def run_demo(console: Console) -> list[tuple[str, float, str]]:
-    from ember.host.kit import test_rootfs
-
-    home = ember_home()
-    host = Host(home=home)
-    timings: list[tuple[str, float, str]] = []
-    image_dir = home / "demo" / "image"
-    shutil.rmtree(image_dir, ignore_errors=True)
-    image_dir.parent.mkdir(parents=True, exist_ok=True)
-
-    def step(name: str, t0: float, note: str = "") -> None:
-        timings.append((name, time.perf_counter() - t0, note))
-        console.print(f"[green]✓[/] {name:<34} {timings[-1][1]:7.2f} s  {note}")
-
+def _healthy(port: int) -> bool:
     try:
-        console.print(f"accelerator: [bold]{host.accel.accel}[/] ({host.accel.reason})")
-        t0 = time.perf_counter()
-        vm = await host.boot(test_rootfs(), memory_mib=512)
-        step("cold boot to agent ready", t0, vm.id)
-        agent = vm.require_agent()
-        t0 = time.perf_counter()
-        await agent.put_file("/root/app.py", DEMO_APP.encode())
-        await agent.app_start(["python3", "/root/app.py"])
-        await _wait_ready(agent)
-        step("app started and answering", t0)
-        t0 = time.perf_counter()
-        image = await host.snapshot_image(vm, image_dir)
-        step("image snapshot", t0, f"state {image.state_bytes / 1024:.0f} KiB")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
 
-        t0 = time.perf_counter()
-        clone = await host.clone(image)
-        step("clone to agent ready", t0, clone.id)
-        t0 = time.perf_counter()
-        first = await http_get(clone.require_agent())
-        step("first request to the clone", t0, json.dumps(first))
-        t0 = time.perf_counter()
-        size = await host.suspend(clone)
-        step("suspend", t0, f"{size / 2**20:.0f} MiB written, no VMM process left")
-        t0 = time.perf_counter()
-        await host.resume(clone)
-        step("resume to agent ready", t0)
-        t0 = time.perf_counter()
-        again = await http_get(clone.require_agent())
-        step("request after resume", t0, json.dumps(again))
-        if again["pid"] != first["pid"] or again["hits"] != first["hits"] + 1:
-            raise click.ClickException("the app did not keep its state across suspend/resume")
-    finally:
-        await host.close()
-        shutil.rmtree(image_dir, ignore_errors=True)
-    return timings
+
+def ensure_server(console: Console, port: int) -> int | None:
+    """The pid of the `ember serve` this demo started, or None when one was already answering."""
+    if _healthy(port):
+        console.print(f"[green]✓[/] ember serve already answers on 127.0.0.1:{port}")
+        return None
+    home = ember_home()
+    log_path = home / "serve.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "ember.cli.main", "serve", "--port", str(port)],
+                                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    (home / "serve.pid").write_text(str(proc.pid))
+    deadline = time.monotonic() + SERVE_START_TIMEOUT_S
+    with console.status("starting ember serve …"):
+        while not _healthy(port):
+            if proc.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise click.ClickException(f"ember serve exited with status {proc.returncode}:\n{tail}")
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"ember serve did not answer within {SERVE_START_TIMEOUT_S:.0f} s; "
+                                           f"see {log_path}")
+            time.sleep(0.2)
+    console.print(f"[green]✓[/] started ember serve (pid {proc.pid}, log {log_path})")
+    return proc.pid
+
+
+class Steps:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.rows: list[tuple[str, float, str]] = []
+
+    def done(self, name: str, t0: float, note: str = "") -> None:
+        seconds = time.perf_counter() - t0
+        self.rows.append((name, seconds, note))
+        self.console.print(f"[green]✓[/] {name:<38} {seconds:7.2f} s  [dim]{note}[/]", highlight=False)
+
+
+def run_demo(console: Console, app_dir: Path, port: int) -> tuple[list[tuple[str, float, str]], Any]:
+    from ember.sdk import Client
+
+    started = ensure_server(console, port)
+    steps = Steps(console)
+    client = Client(endpoint=f"http://127.0.0.1:{port}")
+    t0 = time.perf_counter()
+    existing = {img.name for img in client.images.list()}
+    with console.status(f"building {DEMO_IMAGE} (Dockerfile steps in a build VM, then app init and snapshot) …"):
+        if DEMO_IMAGE in existing:
+            response = client.images.update(DEMO_IMAGE, app_dir, hooks=HOOKS)
+        else:
+            response = client.images.create(DEMO_IMAGE, app_dir, hooks=HOOKS)
+        client.images.wait_for_version(DEMO_IMAGE, response.imageVersion)
+    steps.done("image built (build VM, init, snapshot)", t0, f"version {response.imageVersion}")
+
+    t0 = time.perf_counter()
+    vm = client.microvms.run(DEMO_IMAGE, wait=True, payload=json.dumps({"tenant": "demo"}))
+    steps.done("RunMicrovm → RUNNING", t0, vm.id)
+
+    t0 = time.perf_counter()
+    first = vm.request("POST", "/execute", json={"code": "answer = 6 * 7\nprint('set')"})
+    steps.done("first request through the gateway", t0, f"HTTP {first.status_code}")
+
+    t0 = time.perf_counter()
+    vm.suspend()
+    client.microvms.wait_for_state(vm.id, "SUSPENDED")
+    steps.done("SuspendMicrovm → SUSPENDED", t0, "memory, disk and processes on disk; no VMM left")
+
+    t0 = time.perf_counter()
+    vm.resume()
+    client.microvms.wait_for_state(vm.id, "RUNNING")
+    steps.done("ResumeMicrovm → RUNNING", t0)
+
+    t0 = time.perf_counter()
+    kept = vm.request("POST", "/execute", json={"code": "print(answer)"}).json()
+    steps.done("request after resume", t0, f"answer = {kept.get('stdout', '').strip()} (state kept)")
+
+    vm.suspend()
+    client.microvms.wait_for_state(vm.id, "SUSPENDED")
+    t0 = time.perf_counter()
+    auto = vm.request("GET", "/state").json()
+    steps.done("request to a SUSPENDED VM (auto-resume)", t0,
+               f"held by the gateway, resumed, served; hooks {auto.get('hooks')}")
+    if kept.get("stdout", "").strip() != "42":
+        raise click.ClickException(f"the VM lost its state across suspend/resume: {kept}")
+    return steps.rows, (vm, started)
 
 
 @click.command()
+@click.option("--app", "app_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Folder with a Dockerfile to build (default: ../shared/examples/code-interpreter).")
+@click.option("--port", type=int, default=API_PORT, show_default=True, envvar="EMBER_PORT",
+              help="Port of the API to use (and to start `ember serve` on if nothing answers).")
+@click.option("--keep/--terminate", default=True, show_default=True, help="Keep the demo MicroVM running.")
 @click.option("--json", "as_json", is_flag=True, help="Print the timings as JSON.")
-def demo(as_json: bool) -> None:
-    """Boot a VM serving HTTP, snapshot it, clone it, suspend and resume the clone.
+@friendly_errors
+def demo(app_dir: Path | None, port: int, keep: bool, as_json: bool) -> None:
+    """Build an image, run a MicroVM, call it, suspend and resume it, with timings.
 
-    Shows each step's time and the app's answers (same process, counter kept).
-    Needs `ember setup` first.
+    Starts `ember serve` in the background unless one already answers on
+    --port, builds the code-interpreter example through the API, runs a
+    MicroVM from it and calls it through the gateway, then suspends and
+    resumes it twice: explicitly, and by sending a request to the suspended
+    VM (the gateway holds it while the VM resumes). Needs `ember setup`.
 
+    \b
     Example:
-
-        ember demo
+      $ ember demo
+      ✓ started ember serve (pid 4242, log ~/.local/share/ember/serve.log)
+      ✓ image built (build VM, init, snapshot)     31.20 s  version 1
+      ✓ RunMicrovm → RUNNING                        1.40 s  mvm-…
+      ...
     """
     console = Console(stderr=as_json)
-    timings = asyncio.run(run_demo(console))
+    app = app_dir or default_app_dir()
+    if app is None:
+        raise click.ClickException("no app to build: pass --app DIR (a folder with a Dockerfile)")
+    rows, (vm, started) = run_demo(console, app, port)
+    if not keep:
+        vm.terminate()
     if as_json:
-        click.echo(json.dumps([{"step": n, "seconds": round(s, 4), "note": note} for n, s, note in timings]))
-        return
-    table = Table(title="Ember demo")
-    table.add_column("step")
-    table.add_column("seconds", justify="right")
-    for name, seconds, _ in timings:
-        table.add_row(name, f"{seconds:.2f}")
-    console.print(table)
-
-
-__all__ = ["demo"]
+        click.echo(json.dumps([{"step": n, "seconds": round(s, 3), "note": note} for n, s, note in rows]))
+    else:
+        table = Table(title="Ember demo (times under this machine's accelerator)")
+        table.add_column("step")
+        table.add_column("seconds", justify="right")
+        for name, seconds, _ in rows:
+            table.add_row(name, f"{seconds:.2f}")
+        console.print(table)
+    where = f"pid {started}" if started else "already running"
+    console.print(f"ember serve keeps running ({where}); MicroVM {vm.id} is "
+                  f"{'kept' if keep else 'terminated'}.\n"
+                  f"  try:   ember call {vm.id} /state\n"
+                  f"  stop:  kill {started or '$(cat ' + str(ember_home() / 'serve.pid') + ')'}"
+                  f"   (running MicroVMs are suspended and resume after a restart)", highlight=False)
