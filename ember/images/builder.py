@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ember.errors import AgentError, AgentOpError, EmberError
+from ember.errors import AgentError, AgentOpError, EmberError, HostError
 from ember.host.guest_http import call_hook, guest_request
 from ember.host.host import VM, Host, ImageSnapshot
 
@@ -125,8 +125,14 @@ class ImageBuilder:
             self._vms.clear()
 
     async def _boot(self, rootfs: Path, memory_mib: int, egress: bool) -> VM:
-        kwargs = {"egress": True} if egress else {}
-        vm = await self.host.boot(rootfs, memory_mib=memory_mib, **kwargs)
+        try:
+            vm = await self.host.boot(rootfs, memory_mib=memory_mib, egress=egress)
+        except HostError as exc:
+            if not egress:
+                raise
+            # Egress needs root; a build without network steps still works, and one with them fails saying why.
+            self.log("build", f"no network for build steps: {exc}")
+            vm = await self.host.boot(rootfs, memory_mib=memory_mib)
         self._vms.append(vm)
         return vm
 
