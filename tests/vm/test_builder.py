@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -81,8 +82,10 @@ async def test_copy_chown_workdir_user_and_multi_stage(host: Host, tmp_path: Pat
     (ctx / "app" / "run.sh").write_text("#!/bin/sh\nexec python3 -m http.server 8080\n")
     (ctx / "app" / "run.sh").chmod(0o755)
     (ctx / "Dockerfile").write_text(
+        "ARG GREETING=default\n"
         "FROM debian:bookworm AS gen\n"
-        "RUN mkdir -p /out && echo generated > /out/data.txt\n"
+        "ARG GREETING\n"
+        "RUN mkdir -p /out && echo $GREETING > /out/data.txt\n"
         "FROM python:3.11-slim\n"
         "RUN useradd -m -u 1234 app\n"
         "WORKDIR /home/app/site\n"
@@ -90,7 +93,9 @@ async def test_copy_chown_workdir_user_and_multi_stage(host: Host, tmp_path: Pat
         "COPY --from=gen /out/data.txt ./data.txt\n"
         "USER app\n"
         'CMD ["/opt/app/run.sh"]\n')
-    result = await ImageBuilder(host, lambda s, line: None).build(_request(ctx, tmp_path / "out"))
+    plan = plan_dockerfile((ctx / "Dockerfile").read_text(), build_args={"GREETING": "generated"})
+    result = await ImageBuilder(host, lambda s, line: None).build(
+        BuildRequest(context=ctx, plan=plan, out_dir=tmp_path / "out", egress=False, timeout_s=600))
     vm = await host.clone(result.snapshot)
     try:
         agent = vm.require_agent()
@@ -120,3 +125,28 @@ async def test_networked_build_installs_from_pypi_with_the_hosts_trusted_cas(hos
         assert leftover.exit_code != 0
     finally:
         await host.destroy(vm)
+
+
+async def test_build_steps_cannot_reach_the_hosts_loopback(host: Host, tmp_path: Path) -> None:
+    """A RUN step with egress tries the host's 127.0.0.1 (via 10.0.2.2, user-mode NAT's host alias): refused."""
+    hits: list[bytes] = []
+
+    async def canary(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hits.append(await reader.read(100))
+        writer.close()
+
+    server = await asyncio.start_server(canary, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    probe = f"import socket; socket.create_connection(('10.0.2.2', {port}), 5).sendall(b'escaped')"
+    (ctx / "Dockerfile").write_text(f'FROM python:3.11-slim\nRUN python3 -c "{probe}"\nCMD ["true"]\n')
+    try:
+        with pytest.raises(BuildFailed, match=r"(?s)line 2: RUN failed:.*(refused|timed out|unreachable)"):
+            await ImageBuilder(host, lambda s, line: None).build(
+                BuildRequest(context=ctx, plan=plan_dockerfile((ctx / "Dockerfile").read_text()),
+                             out_dir=tmp_path / "out", egress=True, timeout_s=300))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert hits == []
