@@ -64,7 +64,9 @@ async def forward(client: ClientConnection, stream: AppStream, method: bytes, ta
     watch: asyncio.Task[None] | None = None
     try:
         while not download.done():
-            await asyncio.wait({upload, download} | ({watch} if watch else set()), return_when=asyncio.FIRST_COMPLETED)
+            # Only unfinished tasks: a finished upload left in the set would make every wait return at once.
+            waiting = {t for t in (upload, download, watch) if t is not None and not t.done()}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if download.done():
                 break
             if upload.done() and upload.exception() is not None:

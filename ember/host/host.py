@@ -223,7 +223,8 @@ class Host:
         kit = self.kit
         vm_id, vmdir = self._new_dir(vm_id)
         try:
-            disks.create_overlay(rootfs, vmdir / "disk.qcow2")
+            # qemu-img is a subprocess: run it off the event loop, which serves every other VM meanwhile.
+            await asyncio.to_thread(disks.create_overlay, rootfs, vmdir / "disk.qcow2")
             disks.sparse_file(vmdir / "ram", memory_mib << 20)
             spec = MachineSpec(
                 kernel=kit.kernel, initrd=kit.initrd, memory_mib=memory_mib, vcpus=vcpus,
@@ -286,7 +287,7 @@ class Host:
         """A new VM restored from ``image``: own disk overlay, private copy-on-write RAM."""
         vm_id, vmdir = self._new_dir(vm_id)
         try:
-            disks.create_overlay(image.disk, vmdir / "disk.qcow2")
+            await asyncio.to_thread(disks.create_overlay, image.disk, vmdir / "disk.qcow2")
             runtime = image.spec.drives[0]
             spec = image.spec.with_storage(drives=(runtime, Drive(vmdir / "disk.qcow2")),
                                            ram_path=image.memory, ram_shared=False)

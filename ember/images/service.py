@@ -15,6 +15,7 @@ import itertools
 import logging
 import shutil
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ember.contract.enums import BuildState, HookState
@@ -60,11 +61,18 @@ class BuildLog:
         self._file.flush()
         try:
             with self.store.write() as session:
-                for stream, group in itertools.groupby(batch, key=lambda item: item[1]):
+                for (at, stream), group in itertools.groupby(batch, key=lambda item: (int(item[0]), item[1])):
                     logs.append_logs(session, LOG_OWNER_BUILD, self.build_id, [line for _, _, line in group],
-                                     stream=stream)
+                                     stream=stream, at=datetime.fromtimestamp(at, UTC))
         except Exception:  # the log must never fail the build
             log.exception("build log write failed", extra={"action": "build_log_error", "build_id": self.build_id})
+
+    async def flush_periodically(self) -> None:
+        """Flush every LOG_FLUSH_INTERVAL_S even while a long step prints nothing (followers see lines promptly)."""
+        while True:
+            await asyncio.sleep(LOG_FLUSH_INTERVAL_S)
+            if time.monotonic() - self._last_flush >= LOG_FLUSH_INTERVAL_S:
+                self.flush()
 
     def close(self) -> None:
         self.flush()
@@ -150,6 +158,7 @@ class ImageService:
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir(parents=True)
         build_log = BuildLog(self.store, build_id, out_dir / "build.log")
+        flusher = asyncio.get_running_loop().create_task(build_log.flush_periodically(), name=f"build-log-{build_id}")
         t0 = time.monotonic()
         try:
             result = await self._build(config, out_dir, memory_mib, build_log)
@@ -170,6 +179,7 @@ class ImageService:
             _remove_except_log(out_dir)
             return
         finally:
+            flusher.cancel()
             build_log.close()
         with self.store.write() as session:
             build = builds.find_build(session, build_id)

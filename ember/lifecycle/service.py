@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,6 +98,8 @@ class MicrovmService:
         self._live: dict[str, _Live] = {}
         self._timer: asyncio.Task[None] | None = None
         self._stopping = False
+        # Restores compete for the CPUs; more at once than there are cores only delays every one of them.
+        self._launch_slots = asyncio.Semaphore(max(1, os.cpu_count() or 1))
         self.on_change: Callable[[str], None] | None = None
         host._on_exit = self._vm_exited
 
@@ -221,7 +224,8 @@ class MicrovmService:
                 return
             try:
                 snapshot, live.hooks, egress = self._version_facts(row)
-                live.vm = await self.host.clone(snapshot, vm_id=live.id, egress=egress)
+                async with self._launch_slots:
+                    live.vm = await self.host.clone(snapshot, vm_id=live.id, egress=egress)
                 body = json.dumps({"microvmId": live.id, "runHookPayload": row.run_hook_payload}).encode()
                 problem = await self._hook(live, "run", body)
                 if problem:
