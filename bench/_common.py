@@ -55,3 +55,107 @@ def smaps_memory(pid: int, mapped_file: Path) -> dict[str, int]:
             if current == str(mapped_file):
                 out[f"{key}_guest"] += n
     return out
+
+
+# -- helpers for the benchmarks that drive a real `ember serve` through its API (gateway, api, lifecycle) --------
+HOOKS = {"port": 8080, "microvmHooks": {"run": "ENABLED", "resume": "ENABLED", "suspend": "ENABLED"},
+         "microvmImageHooks": {"ready": "ENABLED", "validate": "ENABLED"}}
+"""The code-interpreter example's hooks, all on (as the e2e tests configure it)."""
+NEVER_IDLE = {"maxIdleDurationSeconds": 3600, "suspendedDurationSeconds": 0, "autoResumeEnabled": True}
+"""An idle policy that keeps a VM running for the whole benchmark but lets the gateway auto-resume it."""
+
+
+def percentiles(values: list[float]) -> dict[str, Any]:
+    """p50/p99/mean of one run's samples (nearest-rank p99)."""
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, max(0, round(0.99 * len(ordered)) - 1))]
+    return {"p50": round(statistics.median(ordered), 3), "p99": round(p99, 3),
+            "mean": round(statistics.fmean(ordered), 3), "n": len(ordered)}
+
+
+def start_server(home: Path, **settings: Any) -> Any:
+    """A real EmberServer (API + TLS gateway + VMs) on its own loop thread (``tests.framework.server``)."""
+    from ember.images.bases import ensure_base
+    from ember.server import ServeSettings
+    from tests.framework.server import ServerThread, free_port
+
+    ensure_base("python-3.11")
+    home.mkdir(parents=True, exist_ok=True)
+    serve = ServerThread(ServeSettings(home=home, api_port=free_port(), gateway_port=free_port(), **settings))
+    serve.start()
+    return serve
+
+
+def build_example(serve: Any, example: str, name: str, *, memory_mib: int = 512, hooks: dict[str, Any] | None = None,
+                  timeout_s: float = 1800.0) -> dict[str, Any]:
+    """CreateMicrovmImage from ``/work/shared/examples/<example>`` (``hooks`` default: HOOKS); waits for the build.
+
+    Returns the version, build id, wall seconds (API call to SUCCESSFUL seen, 0.25 s polls), epoch start/end and
+    GetMicrovmImageBuild's answer. Raises if the build failed.
+    """
+    from ember.images.artifact import make_zip
+    from tests.framework.paths import EXAMPLES
+    from tests.framework.server import REGION, client_for, wait_for
+
+    client = client_for(serve)
+    home = serve.server.settings.home
+    artifact = make_zip(EXAMPLES / example, home / f"{name}.zip")
+    start, t0 = time.time(), time.monotonic()
+    created = client.create_microvm_image(
+        name=name, baseImageArn=f"arn:aws:lambda:{REGION}:aws:microvm-image:python-3.11",
+        buildRoleArn="arn:aws:iam::123456789012:role/build", codeArtifact={"uri": f"file://{artifact}"},
+        resources=[{"minimumMemoryInMiB": memory_mib}], hooks=hooks or HOOKS)
+    version = created["imageVersion"]
+    got, _ = wait_for("build", lambda: client.get_microvm_image_version(imageIdentifier=name, imageVersion=version),
+                      lambda v: v["state"] in ("SUCCESSFUL", "FAILED"), timeout_s, 0.25)
+    seconds = time.monotonic() - t0
+    build_id = client.list_microvm_image_builds(imageIdentifier=name, imageVersion=version)["items"][0]["buildId"]
+    if got["state"] != "SUCCESSFUL":
+        raise RuntimeError(f"build of {example} failed: {got.get('stateReason')}")
+    build = client.get_microvm_image_build(imageIdentifier=name, imageVersion=version, buildId=build_id)
+    build.pop("ResponseMetadata", None)
+    return {"version": version, "build_id": build_id, "seconds": seconds, "start": start, "end": start + seconds,
+            "build": build}
+
+
+def wait_state(client: Any, vm_id: str, want: str, *, leaving: tuple[str, ...], timeout_s: float = 300.0,
+               poll_s: float = 0.05) -> float:
+    """Seconds until GetMicrovm shows ``want``, polling every ``poll_s``; raises if it settles elsewhere."""
+    t0 = time.monotonic()
+    while True:
+        got = client.get_microvm(microvmIdentifier=vm_id)
+        if got["state"] == want:
+            return time.monotonic() - t0
+        if got["state"] not in leaving or time.monotonic() - t0 > timeout_s:
+            raise RuntimeError(f"{vm_id}: {got['state']} ({got.get('stateReason')}), waiting for {want}")
+        time.sleep(poll_s)
+
+
+def run_vm(client: Any, image: str, **kwargs: Any) -> tuple[dict[str, Any], float]:
+    """RunMicrovm and wait for RUNNING; the VM's description and the seconds it took."""
+    t0 = time.monotonic()
+    vm = client.run_microvm(imageIdentifier=image, **kwargs)
+    wait_state(client, vm["microvmId"], "RUNNING", leaving=("PENDING",))
+    return client.get_microvm(microvmIdentifier=vm["microvmId"]), time.monotonic() - t0
+
+
+def nest_summaries(samples: dict[str, list[float]]) -> dict[str, Any]:
+    """``{"a.b": [values]}`` -> ``{"a": {"b": summary(values)}}`` (dots make the nesting)."""
+    out: dict[str, Any] = {}
+    for key, values in samples.items():
+        *path, leaf = key.split(".")
+        node = out
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = summary(values)
+    return out
+
+
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads), plus its direct children's if asked."""
+    pids = [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())] if children else [pid]
+    total = 0
+    for p in pids:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
