@@ -416,6 +416,11 @@ class MicrovmService:
         deadline = time.monotonic() + timeout
         live = self.live(microvm_id)
         live.last_activity = time.time()
+        vm = live.vm
+        # Hot path, no store read: ``running`` is set only by the move to RUNNING and cleared by every
+        # request to leave it, so it is as true as the stored state for a VM this process runs.
+        if live.running.is_set() and vm is not None and vm.alive and vm.agent is not None:
+            return vm.agent
         resume: asyncio.Task[None] | None = None
         while True:
             target = self.lookup(microvm_id)
