@@ -17,13 +17,12 @@ import logging
 import os
 import shutil
 import signal
-import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ember.contract.arns import new_microvm_id
 from ember.errors import AgentError, HostError, NotFound, StateConflict, VmExited
 from ember.settings import ember_home
 from ember.vmm import Drive, MachineSpec
@@ -38,10 +37,6 @@ from .limits import DEFAULT_MEMORY_MIB, check_resources, default_vcpus
 log = logging.getLogger(__name__)
 
 BASE_CMDLINE = "console=ttyS0 quiet panic=-1 reboot=t pci=off"
-
-
-def new_vm_id() -> str:
-    return "mvm-" + uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
@@ -160,7 +155,7 @@ class Host:
         return f"{BASE_CMDLINE} {tcg_cmdline(self.tsc_khz)}" if self.tsc_khz else BASE_CMDLINE
 
     def _new_dir(self, vm_id: str | None) -> tuple[str, Path]:
-        vm_id = vm_id or new_vm_id()
+        vm_id = vm_id or new_microvm_id()
         vmdir = self.vms_dir / vm_id
         if vmdir.exists():
             raise StateConflict(f"VM directory {vmdir} already exists")
@@ -440,13 +435,4 @@ def _tail(path: Path, limit: int = 1500) -> str:
         return "(no console output)"
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(interval)
-    return predicate()
-
-
-__all__ = ["VM", "Host", "HostError", "ImageSnapshot", "new_vm_id"]
+__all__ = ["VM", "Host", "HostError", "ImageSnapshot"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import shutil
 import time
@@ -61,9 +60,8 @@ class BuildLog:
         self._file.flush()
         try:
             with self.store.write() as session:
-                for (at, stream), group in itertools.groupby(batch, key=lambda item: (int(item[0]), item[1])):
-                    logs.append_logs(session, LOG_OWNER_BUILD, self.build_id, [line for _, _, line in group],
-                                     stream=stream, at=datetime.fromtimestamp(at, UTC))
+                logs.append_entries(session, LOG_OWNER_BUILD, self.build_id,
+                                    [(datetime.fromtimestamp(at, UTC), stream, line) for at, stream, line in batch])
         except Exception:  # the log must never fail the build
             log.exception("build log write failed", extra={"action": "build_log_error", "build_id": self.build_id})
 

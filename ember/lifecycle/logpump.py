@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
+from datetime import UTC, datetime
 
 from ember.errors import EmberError
 from ember.host.agent_client import AgentClient
@@ -69,10 +69,10 @@ class LogPump:
 
     def _flush(self, batch: list[dict[str, object]]) -> None:
         try:
+            now = datetime.now(UTC)
+            entries = [(now, str(item.get("stream", "stdout")), str(item.get("line", ""))) for item in batch]
             with self.store.write() as session:
-                for stream, group in itertools.groupby(batch, key=lambda item: str(item.get("stream", "stdout"))):
-                    logs.append_logs(session, LOG_OWNER_MICROVM, self.microvm_id,
-                                     [str(item.get("line", "")) for item in group], stream=stream)
+                logs.append_entries(session, LOG_OWNER_MICROVM, self.microvm_id, entries)
             self.seq = max(self.seq, *(int(str(item.get("seq", 0))) for item in batch))
         except Exception:
             log.exception("app log write failed", extra={"action": "app_log_error", "microvm_id": self.microvm_id})

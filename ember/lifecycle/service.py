@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ember.contract.enums import HookState, MicrovmState, NetworkConnectorName
@@ -173,8 +174,6 @@ class MicrovmService:
             artifact_dir = version.artifact_dir
         if not artifact_dir:
             raise NotFound(f"image version {row.image_version} of {row.image_name} has no snapshot")
-        from pathlib import Path
-
         snapshot = ImageSnapshot.load(Path(artifact_dir) / "snapshot")
         connectors = [*(row.egress_connectors or []), *(config.egressNetworkConnectors or [])]
         egress = any(str(c).endswith(NetworkConnectorName.INTERNET_EGRESS.value) for c in connectors)

@@ -51,6 +51,23 @@ def append_logs(
     return seq
 
 
+def append_entries(
+    session: Session, owner_kind: str, owner_id: str, entries: Iterable[tuple[datetime, str, str]]
+) -> int:
+    """Append ``(at, stream, line)`` entries, each with its own time and stream; the ``seq`` of the last line."""
+    last = session.scalar(
+        select(func.coalesce(func.max(LogLine.seq), 0)).where(
+            LogLine.owner_kind == owner_kind, LogLine.owner_id == owner_id
+        )
+    )
+    seq = int(last or 0)
+    for at, stream, line in entries:
+        seq += 1
+        session.add(LogLine(owner_kind=owner_kind, owner_id=owner_id, seq=seq, at=at, stream=stream, line=line))
+    session.flush()
+    return seq
+
+
 def read_logs(
     session: Session,
     owner_kind: str,

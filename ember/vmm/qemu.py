@@ -201,6 +201,15 @@ class QemuMachine:
                 raise VmExited(f"QEMU exited with status {self.returncode} during {cmd}", pid=self.pid) from exc
             raise VmmError(f"QMP {cmd} failed: {exc}", pid=self.pid) from exc
 
+    async def _pass_fd(self, path: Path, flags: int, name: str) -> None:
+        """Open ``path`` here and hand the fd to QEMU as ``name`` (for ``fd:<name>`` migration URIs)."""
+        fd = os.open(path, flags | os.O_CLOEXEC, 0o600)
+        try:
+            self._qmp.send_fd_scm(fd)
+            await self._execute("getfd", fdname=name)
+        finally:
+            os.close(fd)
+
     async def _status(self) -> str:
         res = await self._execute("query-status")
         assert isinstance(res, dict)
@@ -244,12 +253,7 @@ class QemuMachine:
         tmp = dest.with_name(dest.name + ".partial")
         # Hand QEMU an open file rather than `exec:cat > f`: when QEMU reports 'completed' it has
         # written its last byte into our fd, with no helper process still flushing a pipe.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            self._qmp.send_fd_scm(fd)
-            await self._execute("getfd", fdname="snapshot")
-        finally:
-            os.close(fd)
+        await self._pass_fd(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "snapshot")
         await self._execute("migrate", uri="fd:snapshot")
         try:
             await self._wait_migration("snapshot")
@@ -264,12 +268,7 @@ class QemuMachine:
     async def incoming(self, state: Path) -> None:
         """Load ``state`` into a VMM started with ``-incoming defer``; leaves the guest paused."""
         # An fd rather than `exec:cat`: QEMU then never needs to spawn a process (-sandbox spawn=deny).
-        fd = os.open(state, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            self._qmp.send_fd_scm(fd)
-            await self._execute("getfd", fdname="incoming")
-        finally:
-            os.close(fd)
+        await self._pass_fd(state, os.O_RDONLY, "incoming")
         await self._execute("migrate-incoming", uri="fd:incoming")
         deadline = time.monotonic() + MIGRATION_TIMEOUT_S
         while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from ember.host.agent_client import AgentClient
@@ -52,3 +53,13 @@ def qemu_pids_under(path: Path) -> list[int]:
         if b"qemu-system" in cmdline and str(path).encode() in cmdline:
             pids.append(int(entry))
     return pids
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass; its last value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(interval)
+    return predicate()

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from ember.errors import AgentOpError, EmberError, InvalidInput, VmExited
-from ember.host.host import VM, Host, ImageSnapshot, wait_for
-from tests.framework.vms import counter_info, qemu_pids_under
+from ember.host.host import VM, Host, ImageSnapshot
+from tests.framework.vms import counter_info, qemu_pids_under, wait_until
 from tests.vm.conftest import img_info
 
 pytestmark = pytest.mark.vm
@@ -145,7 +145,7 @@ async def test_killed_vmm_is_detected_and_cleaned_up(host: Host, image: ImageSna
     pid = vm.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    assert await wait_for(lambda: vm.state == "exited", timeout=10)
+    assert await wait_until(lambda: vm.state == "exited", timeout=10)
     assert vm.exit_reason == "VMM killed by signal SIGKILL"
     with pytest.raises(VmExited, match="SIGKILL"):
         vm.require_agent()
