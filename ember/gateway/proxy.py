@@ -20,6 +20,7 @@ import h11
 from ember.errors import AgentError
 from ember.guest.protocol import ChannelClosed
 
+from . import cors
 from . import headers as hdr
 from .connection import ClientConnection
 from .responses import Refusal
@@ -47,8 +48,10 @@ class ClientGone(Exception):
 
 
 async def forward(client: ClientConnection, stream: AppStream, method: bytes, target: bytes, app_headers: hdr.Headers,
-                  *, request_id: str, upgrade: bool, add_marker: bool) -> int:
+                  *, request_id: str, upgrade: bool, add_marker: bool, cors_origin: str | None = None) -> int:
     """Relay a request (head already parsed, body still on the socket) to the app; the status it answered.
+
+    ``cors_origin`` (a verified request from a browser page) adds CORS headers to the response (``cors.py``).
 
     Raises Refusal(502) when the app gives no usable response before anything was sent to the client,
     and ClientGone when the client vanished or the response was cut off midway.
@@ -60,7 +63,8 @@ async def forward(client: ClientConnection, stream: AppStream, method: bytes, ta
         raise Refusal(502, "app_closed", f"the app's connection failed before the request was sent: {exc}") from None
     upload = asyncio.create_task(_upload(client, stream, app), name="gateway-upload")
     download = asyncio.create_task(_download(client, stream, app, request_id=request_id, upgrade=upgrade,
-                                             add_marker=add_marker, upload=upload), name="gateway-download")
+                                             add_marker=add_marker, upload=upload, cors_origin=cors_origin),
+                                   name="gateway-download")
     watch: asyncio.Task[None] | None = None
     try:
         while not download.done():
@@ -116,7 +120,8 @@ async def _upload(client: ClientConnection, stream: AppStream, app: h11.Connecti
 
 
 async def _download(client: ClientConnection, stream: AppStream, app: h11.Connection, *, request_id: str,
-                    upgrade: bool, add_marker: bool, upload: asyncio.Task[None]) -> int:
+                    upgrade: bool, add_marker: bool, upload: asyncio.Task[None],
+                    cors_origin: str | None = None) -> int:
     """App response -> client; returns its status. A 101 becomes a tunnel before returning."""
     status = 0
     received = 0
@@ -151,8 +156,8 @@ async def _download(client: ClientConnection, stream: AppStream, app: h11.Connec
             continue
         if isinstance(event, h11.Response):
             status = event.status_code
-            await _send(client, h11.Response(status_code=status, reason=event.reason,
-                                             headers=hdr.to_client(list(event.headers), request_id)))
+            headers = cors.add_to_response(hdr.to_client(list(event.headers), request_id), cors_origin)
+            await _send(client, h11.Response(status_code=status, reason=event.reason, headers=headers))
         elif isinstance(event, h11.Data):
             await _send(client, h11.Data(data=event.data))
         elif isinstance(event, h11.EndOfMessage):

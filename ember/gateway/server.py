@@ -24,12 +24,12 @@ import h11
 
 from ember.errors import AgentOpError
 
+from . import cors, proxy, routing, shell, websocket
 from . import headers as hdr
-from . import proxy, routing, shell, websocket
 from .backend import GatewayBackend, Unavailable
 from .connection import READ_CHUNK_BYTES, ClientConnection
 from .ratelimit import RateLimiter
-from .responses import Refusal
+from .responses import SERVER_HEADER, Refusal
 from .tls import GatewayCertificates, server_names
 from .tokens import TOKEN_HEADER, Kind, TokenRefused, verify_token
 
@@ -216,6 +216,8 @@ class Gateway:
         if client.response_started:
             client.abort()  # the app's response was already under way: cutting it off is the only signal left
             return
+        if context and context.get("cors_origin"):
+            refusal.headers += cors.response_headers(context["cors_origin"])  # the token was valid
         with contextlib.suppress(OSError, h11.LocalProtocolError):
             await client.refuse(refusal, request_id)
 
@@ -230,6 +232,9 @@ class Gateway:
         context["microvm_id"] = route.microvm_id
         if routing.is_hook_path(route.path):
             raise Refusal(403, "hook_path", "hook paths (/aws/lambda-microvms/runtime/) are only for the platform")
+        preflight = cors.preflight(request.method, headers)
+        if preflight is not None:
+            return await self._answer_preflight(client, preflight, request_id)
         upgrade = websocket.is_upgrade(headers)
         offer = websocket.split_subprotocols(headers) if upgrade else websocket.Subprotocols()
         is_shell = route.path.rstrip("/") == routing.SHELL_PATH
@@ -241,6 +246,7 @@ class Gateway:
             claims = verify_token(self.backend.token_secret, token, route.microvm_id, port, kind, now=self._clock())
         except TokenRefused as exc:
             raise Refusal(403, exc.code, exc.reason) from None
+        context["cors_origin"] = cors_origin = cors.origin_of(headers)
         self._rate_limit(route.microvm_id)
         target = self.backend.lookup(route.microvm_id)
         if target is None or target.state == "TERMINATED":
@@ -271,12 +277,22 @@ class Gateway:
             try:
                 return await proxy.forward(client, stream, request.method, route.target.encode("latin-1"),
                                            app_headers, request_id=request_id, upgrade=upgrade,
-                                           add_marker=offer.marker)
+                                           add_marker=offer.marker, cors_origin=cors_origin)
             finally:
                 with contextlib.suppress(Exception):
                     await stream.close()
         finally:
             self.backend.connection_closed(route.microvm_id)
+
+    async def _answer_preflight(self, client: ClientConnection, headers: cors.Headers, request_id: str) -> int:
+        """204 to a CORS preflight (``cors.preflight`` made sure it has no body); the app never sees it."""
+        event = await client.next_event()
+        if not isinstance(event, h11.EndOfMessage):
+            raise Refusal(400, "bad_request", "a CORS preflight has no body")
+        await client.send(h11.Response(status_code=204, headers=[
+            *headers, (b"x-amzn-requestid", request_id.encode("latin-1")), (b"server", SERVER_HEADER)]))
+        await client.send(h11.EndOfMessage())
+        return 204
 
     def _port(self, raw: str | None) -> int:
         if raw is None:
