@@ -144,7 +144,7 @@ class EmberServer:
                          map_arm64=s.map_arm64)
         from aiohttp import web
 
-        from ember.api.app import create_app
+        from ember.console.app import create_app  # the API with the web console served from it
 
         runner = web.AppRunner(create_app(ctx), access_log=None)
         await runner.setup()

@@ -39,12 +39,24 @@ from ember.store import accounts
 log = logging.getLogger(__name__)
 
 CTX = web.AppKey("ember_ctx", ApiContext)
+SessionAuth = Callable[[web.Request], Awaitable[str | None]]
+SESSION_AUTH: web.AppKey[SessionAuth] = web.AppKey("ember_session_auth")
+"""Set by ``ember.console.app.install``: the account of a request's console session (None without a cookie)."""
 _ROUTE = web.RequestKey("ember_route", Route)
 _REQUEST_ID = web.RequestKey("ember_request_id", str)
 
 
 async def authenticate(ctx: ApiContext, request: web.Request, body: bytes) -> str:
-    """The account id of the key that signed ``request``; AccessDeniedException otherwise."""
+    """The account id of the key that signed ``request``; AccessDeniedException otherwise.
+
+    A request without ``Authorization`` may instead carry a console session (``SESSION_AUTH``, installed by
+    ``ember.console``): same account scoping, no other path into the handlers.
+    """
+    session_auth = request.app.get(SESSION_AUTH)
+    if session_auth is not None and "Authorization" not in request.headers:
+        account_id = await session_auth(request)
+        if account_id is not None:
+            return account_id
     parsed = auth.parse_authorization(request.headers.get("Authorization"))
 
     def lookup(session):  # type: ignore[no-untyped-def]
