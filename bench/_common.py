@@ -95,7 +95,7 @@ def build_example(serve: Any, example: str, name: str, *, memory_mib: int = 512,
     """
     from ember.images.artifact import make_zip
     from tests.framework.paths import EXAMPLES
-    from tests.framework.server import REGION, client_for, wait_for
+    from tests.framework.server import REGION, artifact_uri, client_for, wait_for
 
     client = client_for(serve)
     home = serve.server.settings.home
@@ -103,7 +103,7 @@ def build_example(serve: Any, example: str, name: str, *, memory_mib: int = 512,
     start, t0 = time.time(), time.monotonic()
     created = client.create_microvm_image(
         name=name, baseImageArn=f"arn:aws:lambda:{REGION}:aws:microvm-image:python-3.11",
-        buildRoleArn="arn:aws:iam::123456789012:role/build", codeArtifact={"uri": f"file://{artifact}"},
+        buildRoleArn="arn:aws:iam::123456789012:role/build", codeArtifact={"uri": artifact_uri(serve, artifact)},
         resources=[{"minimumMemoryInMiB": memory_mib}], hooks=hooks or HOOKS)
     version = created["imageVersion"]
     got, _ = wait_for("build", lambda: client.get_microvm_image_version(imageIdentifier=name, imageVersion=version),

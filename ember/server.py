@@ -33,6 +33,7 @@ ROOT_KEY_ENV = ("EMBER_ROOT_ACCESS_KEY_ID", "EMBER_ROOT_SECRET_ACCESS_KEY")
 CREDENTIALS_FILE = "credentials.json"
 TLS_DIR = "tls"  # the gateway's CA and certificate: `ember ca` prints $EMBER_HOME/tls/ca.pem
 TOKEN_KEY_FILE = "token.key"
+ARTIFACTS_DIR = "artifacts"  # uploaded code artifacts, one folder per account (ember.api.artifacts)
 
 
 @dataclass
@@ -141,7 +142,7 @@ class EmberServer:
         ctx = ApiContext(store=self.store, images=self.images, microvms=self.microvms,
                          endpoint_for=endpoint_formatter(s), token_secret=secret, region=s.region,
                          quotas=s.quotas, min_idle_s=s.min_idle_s, architecture=host_architecture(),
-                         map_arm64=s.map_arm64)
+                         map_arm64=s.map_arm64, artifacts_dir=home / ARTIFACTS_DIR)
         from aiohttp import web
 
         from ember.console.app import create_app  # the API with the web console served from it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ember.images.service import ImageService
 from ember.lifecycle.service import MicrovmService
@@ -39,3 +40,6 @@ class ApiContext:
     map_arm64: bool = False
     quotas: Quotas = field(default_factory=Quotas)
     min_idle_s: int = CONTRACT_MIN_IDLE_S
+    artifacts_dir: Path | None = None
+    """Uploaded code artifacts, ``<dir>/<accountId>/<sha256>.zip`` (``ember.api.artifacts``); None: no uploads, and
+    so no ``file://`` code artifact is accepted from any request."""

@@ -1,8 +1,10 @@
 """Handlers of the image operations: create and update (each a new version and build), get, list and delete images.
 
 Versions and builds have their own module (``versions``). What a create or update may ask for is checked here
-before anything is stored: the base image must be one Ember offers (``ember.images.bases.MANAGED_BASES``), and
-``cpuConfigurations`` may only name the host's architecture (ARM_64 is mapped to it only when the server says so).
+before anything is stored: the base image must be one Ember offers (``ember.images.bases.MANAGED_BASES``),
+``cpuConfigurations`` may only name the host's architecture (ARM_64 is mapped to it only when the server says so),
+and a ``file://`` code artifact must be one the caller uploaded (``ember.api.artifacts.check_code_artifact``; the
+build is held to the same folder).
 The build itself runs in ``ember.images.service.ImageService`` once the rows are committed.
 """
 
@@ -19,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ember.api._http import Call, page_token, run_blocking
+from ember.api.artifacts import check_code_artifact
 from ember.api.context import ApiContext
 from ember.contract import bounds
 from ember.contract.arns import RESOURCE_TYPE_IMAGE, managed_image_arn, parse_image_identifier
@@ -185,6 +188,7 @@ async def create_image(call: Call) -> CreateMicrovmImageResponse:
     config = req.image_config()
     check_base_image(ctx, config)
     arch = build_architecture(ctx, config)
+    file_root = await run_blocking(check_code_artifact, ctx, call.account_id, config.codeArtifact.uri)
     params_hash = request_hash(req)
 
     def txn(session: Session) -> tuple[CreateMicrovmImageResponse, str | None]:
@@ -213,7 +217,7 @@ async def create_image(call: Call) -> CreateMicrovmImageResponse:
 
     response, build_id = await call.write(txn)
     if build_id is not None:
-        ctx.images.schedule(build_id)
+        ctx.images.schedule(build_id, file_root=file_root)
     return response
 
 
@@ -232,6 +236,7 @@ async def update_image(call: Call) -> UpdateMicrovmImageResponse:
     config = req.image_config()
     check_base_image(ctx, config)
     arch = build_architecture(ctx, config)
+    file_root = await run_blocking(check_code_artifact, ctx, call.account_id, config.codeArtifact.uri)
     params_hash = request_hash(req)
 
     def txn(session: Session) -> tuple[UpdateMicrovmImageResponse, str | None]:
@@ -260,7 +265,7 @@ async def update_image(call: Call) -> UpdateMicrovmImageResponse:
 
     response, build_id = await call.write(txn)
     if build_id is not None:
-        ctx.images.schedule(build_id)
+        ctx.images.schedule(build_id, file_root=file_root)
     return response
 
 

@@ -25,6 +25,7 @@ ERROR_STATUSES = {
     "403": "AccessDeniedException: missing or bad SigV4 signature, unknown key, clock skew",
     "404": "ResourceNotFoundException",
     "409": "ConflictException (ResourceConflictException on the tag API)",
+    "413": "RequestEntityTooLargeException: the body is larger than the operation accepts",
     "429": "ThrottlingException (TooManyRequestsException on the tag API); see Retry-After",
     "500": "InternalServerException (ServiceException on the tag API)",
 }
@@ -95,6 +96,10 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
             )
         else:
             parameters.append({"name": wire, "in": "query", "required": member in required, "schema": schema})
+    for name, description in route.headers.items():
+        parameters.append(
+            {"name": name, "in": "header", "required": True, "description": description, "schema": {"type": "string"}}
+        )
     doc = (route.handler.__doc__ or route.operation).strip().splitlines()[0]
     operation: dict[str, Any] = {
         "operationId": route.operation,
@@ -104,7 +109,12 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
         "responses": {},
     }
     body_members = [m for m in properties if m not in path_members and m not in route.query.values()]
-    if route.method in ("POST", "PUT", "PATCH"):
+    if route.raw_body:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {route.raw_body: {"schema": {"type": "string", "contentMediaType": route.raw_body}}},
+        }
+    elif route.method in ("POST", "PUT", "PATCH"):
         body = copy.deepcopy(model_schema)
         body["properties"] = {m: properties[m] for m in body_members}
         body["required"] = [m for m in model_schema.get("required", []) if m in body_members]

@@ -2,7 +2,7 @@
 
 ``app.create_app`` registers these routes and ``openapi`` documents them, so the two cannot drift. Paths and
 status codes are the service model's (``http.requestUri`` / ``http.responseCode``); the extension routes are
-Ember's own (CONTRACT.md §10: logs).
+Ember's own (CONTRACT.md §10: logs; code-artifact uploads).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from ember.api import auth_tokens, images, logs, managed, microvms, tags, versions
+from ember.api import artifacts, auth_tokens, images, logs, managed, microvms, tags, versions
 from ember.api._http import Handler
 from ember.contract import images as im
 from ember.contract import microvms as mv
@@ -49,6 +49,11 @@ class Route:
     """Ember's own route, not in the service model."""
     stream: str | None = None
     """Media type of a streamed response (the handler writes it itself)."""
+    raw_body: str | None = None
+    """Media type of a raw (not JSON) request body the handler streams itself; the SigV4 signature of such a
+    request covers an empty payload (see ``artifacts``)."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Request headers the operation requires: name → description (documented in the OpenAPI document)."""
 
 
 ROUTES: tuple[Route, ...] = (
@@ -245,6 +250,20 @@ ROUTES: tuple[Route, ...] = (
         query=LOG_QUERY,
         extension=True,
         stream=logs.NDJSON,
+    ),
+    Route(
+        "UploadCodeArtifact",
+        "POST",
+        artifacts.ARTIFACTS_PATH,
+        artifacts.upload_artifact,
+        artifacts.UploadArtifactRequest,
+        artifacts.UploadArtifactResponse,
+        extension=True,
+        raw_body=artifacts.ZIP_MEDIA_TYPE,
+        headers={
+            artifacts.CONTENT_SHA256_HEADER: "The body's SHA-256 (64 hex digits). It must be signed: the SigV4 "
+            "signature covers an empty payload and this header binds the body to it."
+        },
     ),
 )
 """Every authenticated route; ``GET /healthz`` and ``GET /openapi.json`` are served without authentication."""

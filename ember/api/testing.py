@@ -36,14 +36,16 @@ class FakeImageService:
     images_dir: Path
     auto_succeed: bool = True
     scheduled: list[str] = field(default_factory=list)
+    file_roots: dict[str, Path | None] = field(default_factory=dict)
 
     def version_dir(self, image: Image, version: ImageVersion) -> Path:
         """Where the real service keeps a version's files."""
         return self.images_dir / image.account_id / image.name / version.version
 
-    def schedule(self, build_id: str) -> None:
-        """Record the build; finish it successfully at once when ``auto_succeed``."""
+    def schedule(self, build_id: str, *, file_root: Path | None = None) -> None:
+        """Record the build (and the folder a file:// artifact was held to); finish it at once when ``auto_succeed``."""
         self.scheduled.append(build_id)
+        self.file_roots[build_id] = file_root
         if self.auto_succeed:
             self.finish(build_id, ok=True)
 
@@ -145,7 +147,11 @@ def make_context(
     quotas: Quotas | None = None,
     **overrides: Any,
 ) -> ApiContext:
-    """An ``ApiContext`` over ``store`` with fake services (``ctx.images`` / ``ctx.microvms`` are the fakes)."""
+    """An ``ApiContext`` over ``store`` with fake services (``ctx.images`` / ``ctx.microvms`` are the fakes).
+
+    Uploaded artifacts go to ``artifacts`` beside ``images_dir`` unless ``artifacts_dir`` is given.
+    """
+    overrides.setdefault("artifacts_dir", images_dir.parent / "artifacts")
     return ApiContext(
         store=store,
         images=FakeImageService(store, images_dir),  # type: ignore[arg-type]

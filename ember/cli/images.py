@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.console import Console
 from rich.markup import escape
 
 from ember.cli._common import (
@@ -25,11 +26,15 @@ from ember.cli._common import (
 from ember.cli.types import DURATION, HOOKS, KEY_VALUE, SIZE, format_duration
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from ember.contract import MicrovmImageVersion
     from ember.sdk import Client
 
 LOG_DRAIN_S = 5.0
 """After a build ends, how long to wait for the rest of its log before printing the outcome."""
+PROGRESS_MIN_BYTES = 4 * 1024 * 1024
+"""Uploads at least this big show a progress bar."""
 
 
 @click.group()
@@ -74,12 +79,11 @@ def build(client: Client, directory: Path, name: str, memory: int | None, env: t
           disk: int | None, egress: bool, description: str | None, wait: bool, timeout: int, as_json: bool) -> None:
     """Build an image from a folder with a Dockerfile.
 
-    Zips DIRECTORY (leaving out .git, __pycache__ and .venv), then creates
-    the image NAME, or updates it when it exists: every build is a new
-    version. With --wait it streams the build log under a live status line
-    and exits 0 once the version is SUCCESSFUL (1 if the build fails). The
-    zip is handed to the server as a file:// URI under $EMBER_HOME/uploads,
-    so the server must run on this machine.
+    Zips DIRECTORY (leaving out .git, __pycache__ and .venv), uploads it to
+    the server (POST /ember/artifacts; the server may be on another machine),
+    then creates the image NAME, or updates it when it exists: every build is
+    a new version. With --wait it streams the build log under a live status
+    line and exits 0 once the version is SUCCESSFUL (1 if the build fails).
 
     \b
     Example:
@@ -87,10 +91,11 @@ def build(client: Client, directory: Path, name: str, memory: int | None, env: t
           --hooks ready,validate,run,resume,suspend --wait
       ✓ ci version 1 SUCCESSFUL in 2m14s
     """
-    response = client.images.build(
-        name, directory, memory_mib=memory, env=dict(env) or None, build_args=dict(build_arg) or None,
-        hooks=hooks, hooks_port=port, base_image=base_image, disk_size_mib=disk, egress=egress,
-        description=description)
+    with UploadProgress(err()) as on_upload:
+        response = client.images.build(
+            name, directory, memory_mib=memory, env=dict(env) or None, build_args=dict(build_arg) or None,
+            hooks=hooks, hooks_port=port, base_image=base_image, disk_size_mib=disk, egress=egress,
+            description=description, on_upload=on_upload)
     version = response.imageVersion
     console = err()
     console.print(f"image [bold]{escape(name)}[/] version {version}: build started ({response.imageArn})")
@@ -103,6 +108,35 @@ def build(client: Client, directory: Path, name: str, memory: int | None, env: t
     final = follow_build(client, name, version, timeout)
     if as_json:
         print_json(final)
+
+
+class UploadProgress:
+    """A progress bar on stderr for an upload of at least ``PROGRESS_MIN_BYTES`` (smaller ones go up silently)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> UploadProgress:
+        return self
+
+    def __call__(self, sent: int, total: int) -> None:
+        if self._progress is None:
+            if total < PROGRESS_MIN_BYTES:
+                return
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+            self._progress = Progress(TextColumn("uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                                      console=self.console, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("upload", total=total)
+        assert self._task is not None
+        self._progress.update(self._task, completed=sent)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
 
 
 def follow_build(client: Client, name: str, version: str, timeout: float) -> MicrovmImageVersion:

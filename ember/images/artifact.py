@@ -8,12 +8,18 @@ directory next to ``dest`` that is renamed into place only when the whole zip pa
 interrupted unpack never leaves a half context behind. Fetching writes to a temp file next to its
 destination the same way, and stops a download at ``max_bytes``.
 
+A local artifact (``file://`` or an absolute path) is read from wherever it points unless the caller passes
+``file_root``: then it must resolve (``..`` collapsed, symlinks followed) to a file strictly under that folder,
+and is opened without following a symlink. This module knows nothing of accounts; the API passes the caller's
+own upload folder (``ember.api.artifacts``).
+
 This module does not read the Dockerfile (``ember.images.dockerfile`` does) and does not build anything.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import posixpath
 import re
@@ -66,11 +72,14 @@ __all__ = [
     "ArtifactFetchError",
     "ArtifactLimitExceeded",
     "ArtifactNotFound",
+    "ArtifactOutsideRoot",
     "UnpackLimits",
     "UnpackReport",
     "UnsafeArtifact",
     "UnsupportedArtifactUri",
+    "confine_local_path",
     "fetch_artifact",
+    "local_path",
     "make_zip",
     "unpack_zip",
 ]
@@ -95,6 +104,10 @@ class UnsupportedArtifactUri(ArtifactError, errors.InvalidInput):
         errors.InvalidInput.__init__(self, f"{ARTIFACT_FIELD}.uri", message)
 
 
+class ArtifactOutsideRoot(UnsupportedArtifactUri):
+    """A local artifact resolves outside the folder local artifacts must come from (``file_root``)."""
+
+
 class UnsafeArtifact(ArtifactError, errors.InvalidInput):
     """The zip holds something Ember refuses to unpack (the message names the entry and the rule)."""
 
@@ -115,24 +128,25 @@ def fetch_artifact(
     *,
     s3_endpoint_url: str | None = None,
     max_bytes: int = MAX_ARTIFACT_BYTES,
+    file_root: Path | None = None,
 ) -> Path:
     """Copy the artifact at ``uri`` to the file ``dest`` (written atomically) and return ``dest``.
 
     ``uri`` is ``file:///abs/path`` or a plain absolute path, ``http(s)://…`` (streamed, redirects followed,
     TLS checked against the system's CAs plus ``SSL_CERT_FILE``), or ``s3://bucket/key`` (boto3, credentials
     and region from the environment, ``s3_endpoint_url`` for S3-compatible stores). More than ``max_bytes``
-    raises ``ArtifactLimitExceeded``, checked while the bytes arrive.
+    raises ``ArtifactLimitExceeded``, checked while the bytes arrive. With ``file_root``, a local artifact
+    outside that folder raises ``ArtifactOutsideRoot`` (``confine_local_path``).
     """
     if max_bytes <= 0:
         raise errors.InvalidInput("max_bytes", f"must be positive, got {max_bytes}")
-    if uri.startswith("/"):
-        return _fetch_file(Path(uri), dest, max_bytes)
+    path = local_path(uri)
+    if path is not None:
+        if file_root is None:
+            return _fetch_file(path, dest, max_bytes)
+        return _fetch_file(confine_local_path(path, file_root), dest, max_bytes, follow_symlinks=False)
     parts = urllib.parse.urlsplit(uri)
     scheme = parts.scheme.lower()
-    if scheme == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise UnsupportedArtifactUri(f"file:// URI names host {parts.netloc!r}; only local files are supported")
-        return _fetch_file(Path(urllib.request.url2pathname(parts.path)), dest, max_bytes)
     if scheme in ("http", "https"):
         if not parts.hostname:
             raise UnsupportedArtifactUri(f"{_redact(uri)} has no host")
@@ -143,6 +157,36 @@ def fetch_artifact(
     raise UnsupportedArtifactUri(
         f"{_redact(uri)} has {shown}; supported: {', '.join(s + '://' for s in SUPPORTED_SCHEMES)} or an absolute path"
     )
+
+
+def local_path(uri: str) -> Path | None:
+    """The local file a ``file://`` URI or a plain absolute path names (percent-decoded, not resolved yet);
+    None for any other scheme. A ``file://`` URI naming another host raises ``UnsupportedArtifactUri``."""
+    if uri.startswith("/"):
+        text = uri
+    else:
+        parts = urllib.parse.urlsplit(uri)
+        if parts.scheme.lower() != "file":
+            return None
+        if parts.netloc not in ("", "localhost"):
+            raise UnsupportedArtifactUri(f"file:// URI names host {parts.netloc!r}; only local files are supported")
+        text = urllib.request.url2pathname(parts.path)
+    if "\x00" in text:
+        raise UnsupportedArtifactUri("the path contains a NUL byte")
+    return Path(text)
+
+
+def confine_local_path(path: Path, root: Path) -> Path:
+    """``path`` resolved (``..`` collapsed, every symlink followed), if that lies strictly under ``root`` resolved.
+
+    ``ArtifactOutsideRoot`` otherwise; its message names neither the resolved path nor whether it exists, so a
+    caller cannot probe the host's files with it.
+    """
+    real_root = Path(os.path.realpath(root))
+    resolved = Path(os.path.realpath(path if path.is_absolute() else Path("/") / path))
+    if resolved == real_root or not resolved.is_relative_to(real_root):
+        raise ArtifactOutsideRoot(f"{str(path)[:512]!r} is outside the folder local artifacts may be read from")
+    return resolved
 
 
 def _redact(uri: str) -> str:
@@ -195,23 +239,29 @@ def _atomic_file(dest: Path) -> Iterator[tuple[BinaryIO, Path]]:
         raise
 
 
-def _fetch_file(src: Path, dest: Path, max_bytes: int) -> Path:
+def _fetch_file(src: Path, dest: Path, max_bytes: int, *, follow_symlinks: bool = True) -> Path:
+    flags = os.O_RDONLY | (0 if follow_symlinks else os.O_NOFOLLOW)
     try:
-        st = src.stat()
+        fd = os.open(src, flags)
     except FileNotFoundError:
         raise ArtifactNotFound(f"artifact file {src} does not exist") from None
     except OSError as e:
+        if e.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink swapped in after the path was resolved
+            raise UnsafeArtifact(f"artifact {src} is a symlink") from None
         raise ArtifactFetchError(f"cannot read artifact file {src}: {e.strerror}") from e
-    if not stat.S_ISREG(st.st_mode):
-        raise UnsafeArtifact(f"artifact {src} is not a regular file")
     try:
-        with open(src, "rb") as f, _atomic_file(dest) as (out, _):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeArtifact(f"artifact {src} is not a regular file")
+        with open(fd, "rb", closefd=False) as f, _atomic_file(dest) as (out, _):
             writer = _CappedWriter(out, max_bytes, f"artifact file {src}")
             writer.check_declared(st.st_size)
             while chunk := f.read(COPY_CHUNK_BYTES):
                 writer.write(chunk)
     except OSError as e:
         raise ArtifactFetchError(f"cannot copy artifact file {src}: {e.strerror or e}") from e
+    finally:
+        os.close(fd)
     return dest
 
 

@@ -108,11 +108,15 @@ class ImageService:
     def version_dir(self, image: Image, version: ImageVersion) -> Path:
         return self.images_dir / image.account_id / image.name / version.version
 
-    def schedule(self, build_id: str) -> None:
-        """Start building ``build_id`` (already committed as PENDING) in the background."""
+    def schedule(self, build_id: str, *, file_root: Path | None = None) -> None:
+        """Start building ``build_id`` (already committed as PENDING) in the background.
+
+        ``file_root``: a ``file://`` artifact must lie under this folder (the API passes the caller's own
+        upload folder); None lets it be any local file the server can read (library use, tests).
+        """
         if self._stopping or build_id in self._tasks:
             return
-        task = asyncio.get_running_loop().create_task(self._run(build_id), name=f"build-{build_id}")
+        task = asyncio.get_running_loop().create_task(self._run(build_id, file_root), name=f"build-{build_id}")
         self._tasks[build_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(build_id, None))
 
@@ -141,7 +145,7 @@ class ImageService:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
-    async def _run(self, build_id: str) -> None:
+    async def _run(self, build_id: str, file_root: Path | None) -> None:
         with self.store.write() as session:
             build = builds.find_build(session, build_id)
             if build is None:
@@ -159,7 +163,7 @@ class ImageService:
         flusher = asyncio.get_running_loop().create_task(build_log.flush_periodically(), name=f"build-log-{build_id}")
         t0 = time.monotonic()
         try:
-            result = await self._build(config, out_dir, memory_mib, build_log)
+            result = await self._build(config, out_dir, memory_mib, build_log, file_root)
         except asyncio.CancelledError:
             build_log("build", "cancelled: ember serve is stopping")
             self._finish(build_id, BuildState.FAILED, "the build was cancelled because ember serve stopped")
@@ -191,10 +195,11 @@ class ImageService:
         log.info("build done", extra={"action": "build_success", "build_id": build_id,
                                       "seconds": round(time.monotonic() - t0, 1)})
 
-    async def _build(self, config: ImageConfig, out_dir: Path, memory_mib: int, build_log: BuildLog):  # type: ignore[no-untyped-def]
+    async def _build(self, config: ImageConfig, out_dir: Path, memory_mib: int, build_log: BuildLog,  # type: ignore[no-untyped-def]
+                     file_root: Path | None):
         build_log("build", f"fetching {config.codeArtifact.uri}")
         zip_path = await asyncio.to_thread(fetch_artifact, config.codeArtifact.uri, out_dir / "artifact.zip",
-                                           s3_endpoint_url=self.s3_endpoint_url)
+                                           s3_endpoint_url=self.s3_endpoint_url, file_root=file_root)
         report = await asyncio.to_thread(unpack_zip, zip_path, out_dir / "context")
         zip_path.unlink(missing_ok=True)
         build_log("build", f"artifact: {report.files} files, {report.total_bytes} bytes")

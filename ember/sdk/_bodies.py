@@ -1,37 +1,22 @@
 """Request bodies of CreateMicrovmImage/UpdateMicrovmImage and RunMicrovm from plain Python arguments.
 
-Also the code artifact: the API takes ``codeArtifact.uri``, so a folder is zipped (``ember.images.artifact
-.make_zip``, leaving out ``.git``, ``__pycache__`` and ``.venv``) into the client's uploads folder
-(``$EMBER_HOME/uploads/`` by default) and sent as a ``file://`` URI, which only a server on the same machine
-can read. For a remote server, upload the zip yourself and pass its ``s3://`` or ``https://`` URI.
-
-Build args (``--build-arg``) have no field in the API; the SDK writes them into the zipped copy of the
-Dockerfile as the defaults of the matching ``ARG`` lines, so the server's build sees the same values
-Docker's ``--build-arg`` would give. An arg no ``ARG`` line declares is an error.
+The code artifact arrives here as a URI already (``ember.sdk._artifacts`` uploads a local folder or zip).
 """
 
 from __future__ import annotations
 
-import re
-import shutil
-import tempfile
-import time
-import zipfile
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from ember.contract import Hooks, connector_arn, managed_image_arn
 
-from .errors import ConfigurationError
 from .hooks import hooks_config
 
 DEFAULT_BASE_IMAGE = "python-3.11"
 """The managed base recorded as ``baseImageArn`` when none is given (the Dockerfile's FROM decides the build)."""
 DEFAULT_BUILD_ROLE_ARN = "arn:aws:iam::000000000000:role/ember-build"
 """Ember has no IAM: the role ARN is only checked against the model's pattern and recorded."""
-_ARG_LINE = re.compile(r"^(\s*ARG\s+)([A-Za-z_][A-Za-z0-9_]*)(=\S*)?\s*$", re.IGNORECASE | re.MULTILINE)
 
 Seconds = int | float | timedelta
 
@@ -98,72 +83,3 @@ def run_body(image: str, *, region: str, version: str | None = None, idle: Secon
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     return body
-
-
-# --- the code artifact ----------------------------------------------------------------------------------------------
-def artifact_uri(source: str | Path, *, name: str, uploads: Path, server_is_local: bool,
-                 build_args: Mapping[str, str] | None = None) -> str:
-    """A ``codeArtifact.uri`` for ``source``: a folder (zipped), a ``.zip`` file, or a URI passed through."""
-    text = str(source)
-    if isinstance(source, str) and re.match(r"^[a-z][a-z0-9+.-]*://", text):
-        if build_args:
-            raise ConfigurationError("build args need a local folder or zip: the SDK writes them into the Dockerfile")
-        return text
-    path = Path(source).expanduser().resolve()
-    if not path.exists():
-        raise ConfigurationError(f"{path} does not exist (give a folder with a Dockerfile, a .zip or a URI)")
-    if not server_is_local:
-        raise ConfigurationError(
-            f"the server is not on this machine, so it cannot read {path}: upload the zip where the server can "
-            "fetch it and pass its s3:// or https:// URI")
-    uploads.mkdir(parents=True, exist_ok=True, mode=0o700)
-    out = uploads / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 1_000_000:06d}.zip"
-    if path.is_dir():
-        from ember.images.artifact import make_zip
-
-        make_zip(path, out)
-    elif zipfile.is_zipfile(path):
-        shutil.copyfile(path, out)
-    else:
-        raise ConfigurationError(f"{path} is neither a folder nor a zip file")
-    if build_args:
-        _apply_build_args(out, build_args)
-    return out.as_uri()
-
-
-def _apply_build_args(zip_path: Path, build_args: Mapping[str, str]) -> None:
-    """Rewrite the zip's ``Dockerfile`` so each ``ARG NAME`` named in ``build_args`` defaults to its value."""
-    with zipfile.ZipFile(zip_path) as archive:
-        try:
-            text = archive.read("Dockerfile").decode("utf-8")
-        except KeyError:
-            raise ConfigurationError("the artifact has no Dockerfile at its root") from None
-    seen: set[str] = set()
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(2)
-        if name not in build_args:
-            return match.group(0)
-        seen.add(name)
-        return f"{match.group(1)}{name}={_quote_arg(build_args[name])}"
-
-    text = _ARG_LINE.sub(replace, text)
-    unused = sorted(set(build_args) - seen)
-    if unused:
-        raise ConfigurationError(f"build arg {', '.join(unused)} is not declared by an ARG line in the Dockerfile")
-    with tempfile.NamedTemporaryFile(dir=zip_path.parent, suffix=".part", delete=False) as tmp:
-        part = Path(tmp.name)
-    try:
-        with zipfile.ZipFile(zip_path) as src, zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as dst:
-            for info in src.infolist():
-                data = text.encode("utf-8") if info.filename == "Dockerfile" else src.read(info)
-                dst.writestr(info, data)
-        part.replace(zip_path)
-    finally:
-        part.unlink(missing_ok=True)
-
-
-def _quote_arg(value: str) -> str:
-    if re.fullmatch(r"[A-Za-z0-9_./:@%+,-]*", value):
-        return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'

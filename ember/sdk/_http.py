@@ -7,7 +7,8 @@ server added are dropped rather than failing the call. Errors become ``ember.sdk
 
 Retries: a throttled call (429) is sent again after its ``Retry-After`` (or a jittered backoff), and a
 call that could not connect is retried when it is safe to repeat (GET, or any idempotent operation);
-every other failure is raised at once.
+every other failure is raised at once. ``upload`` sends a code artifact (``_artifacts``): the zip streamed from
+its file, retried like an idempotent call (the server keeps a zip by its SHA-256).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -25,6 +27,15 @@ from pydantic import BaseModel, ValidationError
 
 from ember import __version__
 
+from ._artifacts import (
+    ARTIFACTS_PATH,
+    UploadedArtifact,
+    UploadProgress,
+    file_sha256,
+    read_chunks,
+    upload_headers,
+    uploaded,
+)
 from ._signing import build_url, sign
 from .config import Credentials
 from .errors import ApiError, ConnectionFailed, SdkError, error_from_response
@@ -54,6 +65,10 @@ class Operation(Generic[M]):
     query: Mapping[str, object] = field(default_factory=dict)
     body: Mapping[str, Any] | None = None
     idempotent: bool = False
+
+
+UPLOAD_OP: Operation[Any] = Operation("UploadCodeArtifact", "POST", ARTIFACTS_PATH, idempotent=True)
+"""``POST /ember/artifacts`` as an operation, for the retry rules."""
 
 
 def parse_model(model: type[M], data: Any) -> M:
@@ -110,6 +125,28 @@ class _Base:
             content = json.dumps(op.body, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
         return url, sign(op.method, url, headers, content, self.credentials, self.region), content
+
+    def prepare_upload(self, path: Path) -> tuple[str, dict[str, str], int]:
+        """The URL and signed headers of an upload of the zip at ``path``, and its size.
+
+        The signature covers an empty payload; the signed ``X-Ember-Content-SHA256`` header binds the body.
+        """
+        url = build_url(self.endpoint, ARTIFACTS_PATH)
+        headers = {**upload_headers(file_sha256(path)), "User-Agent": USER_AGENT}
+        signed = sign("POST", url, headers, None, self.credentials, self.region)
+        size = path.stat().st_size
+        signed["Content-Length"] = str(size)
+        return url, signed, size
+
+    @staticmethod
+    def decode_upload(response: httpx.Response) -> UploadedArtifact:
+        if response.status_code >= 400:
+            raise error_from_response(response.status_code, response.headers, response.content)
+        try:
+            return uploaded(response.json())
+        except ValueError:
+            raise SdkError(f"POST {ARTIFACTS_PATH}: the API answered {response.status_code} with a body that is not "
+                           "JSON") from None
 
     @staticmethod
     def decode(op: Operation[M], response: httpx.Response) -> M | None:
@@ -169,6 +206,24 @@ class SyncTransport(_Base):
             time.sleep(delay)
             attempt += 1
 
+    def upload(self, path: Path, on_progress: UploadProgress | None = None) -> UploadedArtifact:
+        """Upload the zip at ``path`` (``POST /ember/artifacts``), streamed from the file; its URI and digest."""
+        attempt = 1
+        while True:
+            url, headers, size = self.prepare_upload(path)
+            try:
+                response = self.http.request("POST", url, headers=headers,
+                                             content=read_chunks(path, size, on_progress))
+                return self.decode_upload(response)
+            except (ApiError, httpx.HTTPError) as exc:
+                delay = self.retry_delay(UPLOAD_OP, attempt, exc)
+                if delay is None:
+                    if isinstance(exc, httpx.HTTPError):
+                        raise self.connection_failed(exc, url) from None
+                    raise
+            time.sleep(delay)
+            attempt += 1
+
     def lines(self, op: Operation[Any], *, follow: bool) -> Iterator[bytes]:
         """The response body of ``op`` line by line (NDJSON), as it arrives."""
         url, headers, content = self.prepare(op)
@@ -214,6 +269,24 @@ class AsyncTransport(_Base):
             await asyncio.sleep(delay)
             attempt += 1
 
+    async def upload(self, path: Path, on_progress: UploadProgress | None = None) -> UploadedArtifact:
+        """Upload the zip at ``path`` (``POST /ember/artifacts``), streamed from the file; its URI and digest."""
+        attempt = 1
+        while True:
+            url, headers, size = await asyncio.to_thread(self.prepare_upload, path)
+            try:
+                response = await self.http.request("POST", url, headers=headers,
+                                                   content=_aiter(read_chunks(path, size, on_progress)))
+                return self.decode_upload(response)
+            except (ApiError, httpx.HTTPError) as exc:
+                delay = self.retry_delay(UPLOAD_OP, attempt, exc)
+                if delay is None:
+                    if isinstance(exc, httpx.HTTPError):
+                        raise self.connection_failed(exc, url) from None
+                    raise
+            await asyncio.sleep(delay)
+            attempt += 1
+
     async def lines(self, op: Operation[Any], *, follow: bool) -> AsyncIterator[bytes]:
         """The response body of ``op`` line by line (NDJSON), as it arrives."""
         url, headers, content = self.prepare(op)
@@ -231,3 +304,12 @@ class AsyncTransport(_Base):
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+async def _aiter(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """``chunks`` for an async client, each file read off the event loop."""
+    while True:
+        chunk = await asyncio.to_thread(next, chunks, None)
+        if chunk is None:
+            return
+        yield chunk

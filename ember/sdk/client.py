@@ -26,10 +26,8 @@ import httpx
 
 from ._http import DEFAULT_TIMEOUT_S, AsyncTransport, SyncTransport
 from .config import (
-    UPLOADS_DIR,
     ember_home,
     gateway_scheme,
-    is_local,
     local_ca_bundle,
     resolve_credentials,
     resolve_endpoint,
@@ -50,15 +48,12 @@ class _ClientBase:
 
     def __init__(self, endpoint: str | None, region: str | None, access_key_id: str | None,
                  secret_access_key: str | None, session_token: str | None, *, verify: Verify,
-                 gateway_scheme_: str | None, home: Path | None, uploads_dir: Path | None,
-                 token_minutes: int, retry: RetryPolicy | None) -> None:
+                 gateway_scheme_: str | None, home: Path | None, token_minutes: int, retry: RetryPolicy | None) -> None:
         self.endpoint = resolve_endpoint(endpoint)
         self.region = resolve_region(region)
         self.home = Path(home) if home is not None else ember_home()
         self.credentials = resolve_credentials(access_key_id, secret_access_key, session_token, home=self.home)
         self.gateway_scheme = gateway_scheme(gateway_scheme_)
-        self.uploads_dir = Path(uploads_dir) if uploads_dir is not None else self.home / UPLOADS_DIR
-        self.server_is_local = is_local(self.endpoint)
         self.token_minutes = token_minutes
         self.retry = retry or RetryPolicy()
         self.tokens = TokenCache()
@@ -96,11 +91,11 @@ class Client(_ClientBase):
     def __init__(self, endpoint: str | None = None, region: str | None = None, access_key_id: str | None = None,
                  secret_access_key: str | None = None, session_token: str | None = None, *,
                  verify: Verify = None, gateway_scheme: str | None = None, home: Path | None = None,
-                 uploads_dir: Path | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+                 timeout: float = DEFAULT_TIMEOUT_S,
                  token_minutes: int = DEFAULT_TOKEN_MINUTES, retry: RetryPolicy | None = None,
                  http: httpx.Client | None = None) -> None:
         super().__init__(endpoint, region, access_key_id, secret_access_key, session_token, verify=verify,
-                         gateway_scheme_=gateway_scheme, home=home, uploads_dir=uploads_dir,
+                         gateway_scheme_=gateway_scheme, home=home,
                          token_minutes=token_minutes, retry=retry)
         self.transport = SyncTransport(self.endpoint, self.region, self.credentials, timeout=timeout, http=http)
         self._data_http: httpx.Client | None = None
@@ -134,11 +129,11 @@ class AsyncClient(_ClientBase):
     def __init__(self, endpoint: str | None = None, region: str | None = None, access_key_id: str | None = None,
                  secret_access_key: str | None = None, session_token: str | None = None, *,
                  verify: Verify = None, gateway_scheme: str | None = None, home: Path | None = None,
-                 uploads_dir: Path | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+                 timeout: float = DEFAULT_TIMEOUT_S,
                  token_minutes: int = DEFAULT_TOKEN_MINUTES, retry: RetryPolicy | None = None,
                  http: httpx.AsyncClient | None = None) -> None:
         super().__init__(endpoint, region, access_key_id, secret_access_key, session_token, verify=verify,
-                         gateway_scheme_=gateway_scheme, home=home, uploads_dir=uploads_dir,
+                         gateway_scheme_=gateway_scheme, home=home,
                          token_minutes=token_minutes, retry=retry)
         self.transport = AsyncTransport(self.endpoint, self.region, self.credentials, timeout=timeout, http=http)
         self._data_http: httpx.AsyncClient | None = None

@@ -44,7 +44,6 @@ ROOT_KEY_ENV = ("EMBER_ROOT_ACCESS_KEY_ID", "EMBER_ROOT_SECRET_ACCESS_KEY")
 CA_BUNDLE_ENV = "EMBER_CA_BUNDLE"
 GATEWAY_SCHEME_ENV = "EMBER_GATEWAY_SCHEME"
 CREDENTIALS_FILE = "credentials.json"
-UPLOADS_DIR = "uploads"
 CA_FILE = "ca.pem"
 CA_DIRS = ("tls", "gateway", "")
 """Folders of ``$EMBER_HOME`` where ``ember serve`` may keep the gateway's ``ca.pem``, most likely first."""

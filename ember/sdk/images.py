@@ -1,13 +1,15 @@
 """``client.images``: build images from a folder, list and inspect them, their versions and builds, read build logs.
 
 ``Images`` is the sync resource and ``AsyncImages`` its async twin. ``create``/``update``/``build`` take a
-folder (zipped for you), a ``.zip`` or a URI; how the zip reaches the server is explained in
-``ember.sdk._bodies``. Every update makes a new version; ``wait_for_version`` follows its build.
+folder (zipped for you), a ``.zip`` or a URI; a folder or zip is uploaded with ``upload`` first
+(``POST /ember/artifacts``, explained in ``ember.sdk._artifacts``), so the server may be on another machine.
+Every update makes a new version; ``wait_for_version`` follows its build.
 """
 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -28,7 +30,8 @@ from ember.contract import (
 )
 
 from . import _operations as ops
-from ._bodies import artifact_uri, image_body
+from ._artifacts import UploadedArtifact, UploadProgress, make_local_zip, passthrough_uri
+from ._bodies import image_body
 from .errors import ResourceNotFoundException, WaitFailed, WaitTimeout
 from .logs import LogLine, aiter_log_lines, iter_log_lines
 
@@ -58,11 +61,12 @@ def _check_version(version: MicrovmImageVersion) -> bool:
 class _ImagesBase:
     _client: Client | AsyncClient
 
-    def _config(self, name: str, source: str | Path, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The shared image configuration body, with the artifact zipped and placed where the server reads it."""
-        build_args = kwargs.pop("build_args", None)
-        uri = artifact_uri(source, name=name, uploads=self._client.uploads_dir,
-                           server_is_local=self._client.server_is_local, build_args=build_args)
+    @staticmethod
+    def _split(kwargs: dict[str, Any]) -> tuple[Any, UploadProgress | None]:
+        """Take the artifact's own keywords (``build_args``, ``on_upload``) out of the configuration keywords."""
+        return kwargs.pop("build_args", None), kwargs.pop("on_upload", None)
+
+    def _body(self, uri: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         return image_body(source_uri=uri, region=self._client.transport.region, **kwargs)
 
 
@@ -72,6 +76,24 @@ class Images(_ImagesBase):
     def __init__(self, client: Client) -> None:
         self._client = client
         self._t = client.transport
+
+    def upload(self, source: str | Path, *, build_args: Mapping[str, str] | None = None,
+               on_progress: UploadProgress | None = None) -> UploadedArtifact:
+        """Upload a folder (zipped) or a ``.zip`` as a code artifact; its ``uri`` is what a build takes.
+
+        ``build_args`` become the defaults of the Dockerfile's matching ``ARG`` lines; ``on_progress`` is called
+        with (bytes sent, total) while the zip goes up.
+        """
+        with tempfile.TemporaryDirectory(prefix="ember-artifact-") as tmp:
+            return self._t.upload(make_local_zip(source, Path(tmp), build_args), on_progress)
+
+    def _config(self, source: str | Path, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The shared image configuration body; a local ``source`` is uploaded first."""
+        build_args, on_upload = self._split(kwargs)
+        uri = passthrough_uri(source, build_args)
+        if uri is None:
+            uri = self.upload(source, build_args=build_args, on_progress=on_upload).uri
+        return self._body(uri, kwargs)
 
     def create(self, name: str, source: str | Path, *, memory_mib: int | None = None,
                env: Mapping[str, str] | None = None, hooks: Iterable[str] | Hooks | Mapping[str, Any] | None = None,
@@ -84,10 +106,10 @@ class Images(_ImagesBase):
         ``hooks`` is a list of hook names (``["ready", "validate", "run", ...]``) served on ``hooks_port``
         (default 8080), or a ``Hooks`` model. Other keywords: ``base_image``, ``build_role_arn``,
         ``description``, ``egress``, ``disk_size_mib``, ``architecture``, ``all_capabilities``,
-        ``logging_disabled``.
+        ``logging_disabled``, ``on_upload`` (called with (bytes sent, total) while a local ``source`` uploads).
         """
-        body = self._config(name, source, dict(config, memory_mib=memory_mib, env=env, hooks=hooks,
-                                               hooks_port=hooks_port, build_args=build_args))
+        body = self._config(source, dict(config, memory_mib=memory_mib, env=env, hooks=hooks,
+                                         hooks_port=hooks_port, build_args=build_args))
         body.update({k: v for k, v in (("name", name), ("tags", tags), ("clientToken", client_token)) if v})
         response = self._t.call(ops.create_image(body))
         assert response is not None
@@ -101,9 +123,8 @@ class Images(_ImagesBase):
                client_token: str | None = None, wait: bool = False, timeout: float = DEFAULT_BUILD_TIMEOUT_S,
                on_progress: Progress | None = None, **config: Any) -> UpdateMicrovmImageResponse:
         """UpdateMicrovmImage: a full replacement of the configuration, so a new version and build."""
-        body = self._config(image.rsplit(":", 1)[-1], source,
-                            dict(config, memory_mib=memory_mib, env=env, hooks=hooks, hooks_port=hooks_port,
-                                 build_args=build_args))
+        body = self._config(source, dict(config, memory_mib=memory_mib, env=env, hooks=hooks, hooks_port=hooks_port,
+                                         build_args=build_args))
         if client_token:
             body["clientToken"] = client_token
         response = self._t.call(ops.update_image(image, body))
@@ -233,11 +254,26 @@ class AsyncImages(_ImagesBase):
         self._client = client
         self._t = client.transport
 
+    async def upload(self, source: str | Path, *, build_args: Mapping[str, str] | None = None,
+                     on_progress: UploadProgress | None = None) -> UploadedArtifact:
+        """Upload a folder (zipped) or a ``.zip`` as a code artifact (see ``Images.upload``)."""
+        with tempfile.TemporaryDirectory(prefix="ember-artifact-") as tmp:
+            path = await asyncio.to_thread(make_local_zip, source, Path(tmp), build_args)
+            return await self._t.upload(path, on_progress)
+
+    async def _config(self, source: str | Path, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The shared image configuration body; a local ``source`` is uploaded first."""
+        build_args, on_upload = self._split(kwargs)
+        uri = passthrough_uri(source, build_args)
+        if uri is None:
+            uri = (await self.upload(source, build_args=build_args, on_progress=on_upload)).uri
+        return self._body(uri, kwargs)
+
     async def create(self, name: str, source: str | Path, *, tags: Mapping[str, str] | None = None,
                      client_token: str | None = None, wait: bool = False, timeout: float = DEFAULT_BUILD_TIMEOUT_S,
                      on_progress: Progress | None = None, **config: Any) -> CreateMicrovmImageResponse:
         """CreateMicrovmImage (keywords as ``Images.create``)."""
-        body = await asyncio.to_thread(self._config, name, source, config)
+        body = await self._config(source, config)
         body.update({k: v for k, v in (("name", name), ("tags", tags), ("clientToken", client_token)) if v})
         response = await self._t.call(ops.create_image(body))
         assert response is not None
@@ -249,7 +285,7 @@ class AsyncImages(_ImagesBase):
                      timeout: float = DEFAULT_BUILD_TIMEOUT_S, on_progress: Progress | None = None,
                      **config: Any) -> UpdateMicrovmImageResponse:
         """UpdateMicrovmImage (a new version and build)."""
-        body = await asyncio.to_thread(self._config, image.rsplit(":", 1)[-1], source, config)
+        body = await self._config(source, config)
         if client_token:
             body["clientToken"] = client_token
         response = await self._t.call(ops.update_image(image, body))

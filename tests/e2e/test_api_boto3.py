@@ -1,8 +1,9 @@
 """End to end through boto3: the real ``ember serve`` (API, builds, VMs under TCG) driven only by the public API.
 
-One test walks the whole path a client takes: zip the code-interpreter example, CreateMicrovmImage from a
-``file://`` artifact on the python-3.11 base, wait for the version to be SUCCESSFUL, RunMicrovm, wait for
-RUNNING, list with pagination, suspend, resume and terminate. It prints how long each step took.
+One test walks the whole path a client takes: zip the code-interpreter example, upload it
+(``POST /ember/artifacts``), CreateMicrovmImage from the ``file://`` URI it answers, on the python-3.11 base,
+wait for the version to be SUCCESSFUL, RunMicrovm, wait for RUNNING, list with pagination, suspend, resume and
+terminate. It prints how long each step took.
 
 The server keeps its database, images and VMs in a temporary home; the guest kit and the managed bases come from
 the default ``EMBER_HOME`` (where ``ember setup`` built them), which is where ``Host`` and the image builder look.
@@ -20,7 +21,7 @@ from ember.images.artifact import make_zip
 from ember.images.bases import ensure_base
 from ember.server import ServeSettings
 from tests.framework.paths import EXAMPLES
-from tests.framework.server import REGION, ServerThread, build_log, client_for, free_port, wait_for
+from tests.framework.server import REGION, ServerThread, artifact_uri, build_log, client_for, free_port, wait_for
 
 pytestmark = pytest.mark.vm
 
@@ -55,7 +56,7 @@ def test_image_to_terminated_microvm_through_boto3(serve: ServerThread, tmp_path
         name="code-interpreter",
         baseImageArn=f"arn:aws:lambda:{REGION}:aws:microvm-image:python-3.11",
         buildRoleArn="arn:aws:iam::123456789012:role/build",
-        codeArtifact={"uri": f"file://{artifact}"},
+        codeArtifact={"uri": artifact_uri(serve, artifact)},
         resources=[{"minimumMemoryInMiB": 512}],
         hooks=HOOKS,
     )

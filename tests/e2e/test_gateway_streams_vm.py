@@ -21,7 +21,7 @@ from ember.images.artifact import make_zip
 from ember.images.bases import ensure_base
 from ember.server import ServeSettings
 from tests.framework.guest_apps import STREAMING_APP
-from tests.framework.server import REGION, ServerThread, client_for, free_port, wait_for
+from tests.framework.server import REGION, ServerThread, artifact_uri, client_for, free_port, wait_for
 
 pytestmark = pytest.mark.vm
 
@@ -51,7 +51,7 @@ def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerThread,
     created = client.create_microvm_image(
         name="streams", baseImageArn=f"arn:aws:lambda:{REGION}:aws:microvm-image:python-3.11",
         buildRoleArn="arn:aws:iam::123456789012:role/build",
-        codeArtifact={"uri": f"file://{make_zip(app, home / 'app.zip')}"})
+        codeArtifact={"uri": artifact_uri(running, make_zip(app, home / 'app.zip'))})
     got, _ = wait_for("build", lambda: client.get_microvm_image_version(imageIdentifier="streams",
                                                                         imageVersion=created["imageVersion"]),
                       lambda v: v["state"] in ("SUCCESSFUL", "FAILED"), 900, 1.0)

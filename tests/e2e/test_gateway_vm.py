@@ -20,7 +20,7 @@ from ember.images.artifact import make_zip
 from ember.images.bases import ensure_base
 from ember.server import ServeSettings
 from tests.framework.paths import EXAMPLES
-from tests.framework.server import REGION, ServerThread, client_for, free_port, wait_for
+from tests.framework.server import REGION, ServerThread, artifact_uri, client_for, free_port, wait_for
 
 pytestmark = pytest.mark.vm
 
@@ -39,7 +39,7 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     artifact = make_zip(EXAMPLES / "code-interpreter", home / "ci.zip")
     created = client.create_microvm_image(
         name="ci", baseImageArn=f"arn:aws:lambda:{REGION}:aws:microvm-image:python-3.11",
-        buildRoleArn="arn:aws:iam::123456789012:role/build", codeArtifact={"uri": f"file://{artifact}"},
+        buildRoleArn="arn:aws:iam::123456789012:role/build", codeArtifact={"uri": artifact_uri(running, artifact)},
         hooks=HOOKS)
     got, _ = wait_for("build", lambda: client.get_microvm_image_version(imageIdentifier="ci",
                                                                         imageVersion=created["imageVersion"]),

@@ -75,6 +75,14 @@ class ServeProcess:
                                      aws_secret_access_key=creds.secret_access_key).client(
             "lambda-microvms", endpoint_url=f"http://127.0.0.1:{self.api_port}")
 
+    def upload(self, zip_path: Path) -> str:
+        """The ``file://`` URI of ``zip_path`` uploaded with ``POST /ember/artifacts``."""
+        from tests.framework.server import upload_artifact
+
+        creds = root_credentials(self.home)
+        return upload_artifact(f"http://127.0.0.1:{self.api_port}", creds.access_key_id, creds.secret_access_key,
+                               zip_path)
+
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[ServeProcess]:
@@ -100,7 +108,7 @@ def test_kill_9_during_suspend_then_restart_keeps_the_vm(serve: ServeProcess, tm
     artifact = make_zip(EXAMPLES / "code-interpreter", tmp_path / "ci.zip")
     created = client.create_microvm_image(
         name="ci", baseImageArn=f"arn:aws:lambda:{REGION}:aws:microvm-image:python-3.11",
-        buildRoleArn="arn:aws:iam::123456789012:role/build", codeArtifact={"uri": f"file://{artifact}"},
+        buildRoleArn="arn:aws:iam::123456789012:role/build", codeArtifact={"uri": serve.upload(artifact)},
         hooks={"port": 8080, "microvmImageHooks": {"ready": "ENABLED"}})
     got, _ = wait_for("build", lambda: client.get_microvm_image_version(imageIdentifier="ci",
                                                                         imageVersion=created["imageVersion"]),

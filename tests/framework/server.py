@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.request
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -66,6 +67,23 @@ def client_for(serve: ServerThread) -> Any:
         endpoint_url=f"http://127.0.0.1:{serve.server.settings.api_port}",
         config=Config(retries={"mode": "standard", "max_attempts": 3}),
     )
+
+
+def upload_artifact(api_url: str, access_key_id: str, secret_access_key: str, zip_path: Path) -> str:
+    """Upload a zip with ``POST /ember/artifacts`` (through the SDK); the ``file://`` URI to build from."""
+    from ember.sdk import Client
+
+    with Client(endpoint=api_url, region=REGION, access_key_id=access_key_id,
+                secret_access_key=secret_access_key) as client:
+        return client.images.upload(zip_path).uri
+
+
+def artifact_uri(serve: ServerThread, zip_path: Path) -> str:
+    """``upload_artifact`` into the root account of ``serve``."""
+    creds = serve.server.credentials
+    assert creds is not None
+    return upload_artifact(f"http://127.0.0.1:{serve.server.settings.api_port}", creds.access_key_id,
+                           creds.secret_access_key, zip_path)
 
 
 def build_log(serve: ServerThread, image: str, version: str, build_id: str) -> str:

@@ -49,7 +49,7 @@ def image_request(name: str, **extra: Any) -> dict[str, Any]:
         "name": name,
         "baseImageArn": PYTHON_BASE,
         "buildRoleArn": ROLE,
-        "codeArtifact": {"uri": "file:///srv/app.zip"},
+        "codeArtifact": {"uri": "s3://ember-tests/app.zip"},
         "resources": [{"minimumMemoryInMiB": 512}],
         "hooks": {"port": 8080, "microvmHooks": {"run": "ENABLED"}},
         **extra,

@@ -21,6 +21,8 @@ from tests.unit.api.conftest import KEY_A, REGION, SHELL, Api
 EXAMPLES_PER_OPERATION = 12
 """Small on purpose: the whole fuzz run stays well under a minute."""
 
+schemathesis.serializer.alias("application/zip", "application/octet-stream")  # the artifact upload's raw body
+
 
 class SigV4(requests.auth.AuthBase):
     """Sign a ``requests`` request with botocore's SigV4 (service ``lambda``)."""

@@ -19,10 +19,13 @@ from ember.images.artifact import (
     ArtifactError,
     ArtifactLimitExceeded,
     ArtifactNotFound,
+    ArtifactOutsideRoot,
     UnpackLimits,
     UnsafeArtifact,
     UnsupportedArtifactUri,
+    confine_local_path,
     fetch_artifact,
+    local_path,
     make_zip,
     unpack_zip,
 )
@@ -287,6 +290,66 @@ def test_fetch_file_errors(tmp_path: Path) -> None:
     assert not (tmp_path / "a.zip").exists()
     with pytest.raises(UnsupportedArtifactUri, match="names host 'otherhost'"):
         fetch_artifact("file://otherhost/x.zip", tmp_path / "a.zip")
+
+
+def test_local_path_of_file_uris_and_absolute_paths_only() -> None:
+    assert local_path("file:///srv/a%20b.zip") == Path("/srv/a b.zip")
+    assert local_path("file://localhost/srv/a.zip") == Path("/srv/a.zip")
+    assert local_path("/srv/a.zip") == Path("/srv/a.zip")
+    assert local_path("s3://bucket/a.zip") is None and local_path("https://example.com/a.zip") is None
+    with pytest.raises(UnsupportedArtifactUri, match="names host 'otherhost'"):
+        local_path("file://otherhost/a.zip")
+    with pytest.raises(UnsupportedArtifactUri, match="NUL byte"):
+        local_path("file:///srv/a%00.zip")
+
+
+def test_confine_local_path_keeps_files_under_the_root(tmp_path: Path) -> None:
+    root, other = tmp_path / "artifacts" / "111111111111", tmp_path / "artifacts" / "222222222222"
+    root.mkdir(parents=True)
+    other.mkdir()
+    own = build_zip(root / "own.zip", [])
+    theirs = build_zip(other / "theirs.zip", [])
+    assert confine_local_path(own, root) == own.resolve()
+    (root / "link.zip").symlink_to(theirs)
+    (root / "dir").symlink_to(other)
+    for path in (theirs, root / ".." / other.name / "theirs.zip", root / "link.zip", root / "dir" / "theirs.zip",
+                 root, Path("/etc/passwd")):
+        with pytest.raises(ArtifactOutsideRoot, match="is outside the folder local artifacts may be read from"):
+            confine_local_path(path, root)
+
+
+def test_fetch_with_a_file_root_reads_only_under_it(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    own = build_zip(root / "own.zip", [])
+    outside = build_zip(tmp_path / "outside.zip", [])
+    assert fetch_artifact(own.as_uri(), tmp_path / "a.zip", file_root=root).read_bytes() == own.read_bytes()
+    with pytest.raises(ArtifactOutsideRoot) as info:
+        fetch_artifact(outside.as_uri(), tmp_path / "b.zip", file_root=root)
+    assert info.value.field == "codeArtifact.uri" and isinstance(info.value, errors.InvalidInput)
+    (root / "link.zip").symlink_to(outside)
+    with pytest.raises(ArtifactOutsideRoot):
+        fetch_artifact((root / "link.zip").as_uri(), tmp_path / "c.zip", file_root=root)
+    assert not (tmp_path / "b.zip").exists() and not (tmp_path / "c.zip").exists()
+    assert fetch_artifact(outside.as_uri(), tmp_path / "d.zip").exists()  # no root: any local file (library use)
+
+
+def test_a_symlink_swapped_in_after_the_check_is_not_followed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    build_zip(root / "own.zip", [])
+    outside = build_zip(tmp_path / "outside.zip", [])
+    real_confine = confine_local_path
+
+    def confine_then_swap(path: Path, file_root: Path) -> Path:
+        resolved = real_confine(path, file_root)
+        resolved.unlink()
+        resolved.symlink_to(outside)
+        return resolved
+
+    monkeypatch.setattr("ember.images.artifact.confine_local_path", confine_then_swap)
+    with pytest.raises(UnsafeArtifact, match="is a symlink"):
+        fetch_artifact((root / "own.zip").as_uri(), tmp_path / "a.zip", file_root=root)
 
 
 @pytest.mark.parametrize("uri", ["ftp://example.com/a.zip", "relative/a.zip", "ecr://repo/image"])

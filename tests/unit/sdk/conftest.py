@@ -34,7 +34,7 @@ def server() -> Iterator[FakeServer]:
 
 
 @pytest.fixture
-def client(server: FakeServer, tmp_path: Path) -> Iterator[Client]:
+def client(server: FakeServer) -> Iterator[Client]:
     with Client(endpoint=server.url, region=REGION, access_key_id=KEY_ID, secret_access_key=SECRET,
-                gateway_scheme="http", uploads_dir=tmp_path / "uploads") as c:
+                gateway_scheme="http") as c:
         yield c

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -18,9 +17,9 @@ VM = samples.vm_id(9)
 
 
 @pytest.fixture
-async def aclient(server: FakeServer, tmp_path: Path) -> AsyncIterator[AsyncClient]:
+async def aclient(server: FakeServer) -> AsyncIterator[AsyncClient]:
     client = AsyncClient(endpoint=server.url, access_key_id=KEY_ID, secret_access_key=SECRET, gateway_scheme="http",
-                         uploads_dir=tmp_path, retry=RetryPolicy(resume_interval_s=0.01))
+                         retry=RetryPolicy(resume_interval_s=0.01))
     yield client
     await client.aclose()
 

@@ -1,15 +1,14 @@
-"""Request bodies from Python arguments, and the code artifact: zipped into uploads, build args applied."""
+"""Request bodies from Python arguments; ``images.build`` uploads a folder, then creates or updates."""
 
 from __future__ import annotations
 
-import zipfile
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from ember.sdk import Client, errors
-from ember.sdk._bodies import artifact_uri, image_body, run_body
+from ember.sdk import Client
+from ember.sdk._bodies import image_body, run_body
 from ember.sdk.hooks import hooks_config
 
 from . import samples
@@ -68,44 +67,6 @@ def test_run_body_idle_policy_and_connectors() -> None:
         run_body("ci", region="us-east-1", suspended_for=60)
 
 
-def test_a_folder_is_zipped_into_uploads_without_git(app_dir: Path, tmp_path: Path) -> None:
-    uri = artifact_uri(app_dir, name="ci", uploads=tmp_path / "up", server_is_local=True)
-    assert uri.startswith("file://") and "/up/ci-" in uri and uri.endswith(".zip")
-    with zipfile.ZipFile(uri.removeprefix("file://")) as z:
-        assert sorted(z.namelist()) == ["Dockerfile", "app.py"]
-
-
-def test_build_args_are_written_into_the_dockerfile(app_dir: Path, tmp_path: Path) -> None:
-    uri = artifact_uri(app_dir, name="ci", uploads=tmp_path, server_is_local=True,
-                       build_args={"GREETING": "hello world", "level": "3"})
-    with zipfile.ZipFile(uri.removeprefix("file://")) as z:
-        text = z.read("Dockerfile").decode()
-        assert z.read("app.py") == b"print('x')\n"
-    assert 'ARG GREETING="hello world"\n' in text and "arg  level=3\n" in text
-
-
-def test_an_undeclared_build_arg_is_refused(app_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(errors.ConfigurationError, match="build arg NOPE is not declared"):
-        artifact_uri(app_dir, name="ci", uploads=tmp_path, server_is_local=True, build_args={"NOPE": "1"})
-
-
-def test_a_zip_is_copied_and_a_uri_passed_through(app_dir: Path, tmp_path: Path) -> None:
-    from ember.images.artifact import make_zip
-
-    z = make_zip(app_dir, tmp_path / "in.zip")
-    copied = artifact_uri(z, name="ci", uploads=tmp_path / "up", server_is_local=True)
-    assert Path(copied.removeprefix("file://")).read_bytes() == z.read_bytes()
-    assert artifact_uri("s3://bucket/key.zip", name="ci", uploads=tmp_path, server_is_local=False) == (
-        "s3://bucket/key.zip")
-
-
-def test_a_local_folder_needs_a_local_server(app_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(errors.ConfigurationError, match="not on this machine"):
-        artifact_uri(app_dir, name="ci", uploads=tmp_path, server_is_local=False)
-    with pytest.raises(errors.ConfigurationError, match="does not exist"):
-        artifact_uri(tmp_path / "missing", name="ci", uploads=tmp_path, server_is_local=True)
-
-
 def test_build_creates_a_missing_image_and_updates_an_existing_one(server: FakeServer, client: Client,
                                                                    app_dir: Path) -> None:
     server.route("GET", "/2025-09-09/microvm-images/ci", [Reply(404, {"message": "no image ci"},
@@ -113,12 +74,15 @@ def test_build_creates_a_missing_image_and_updates_an_existing_one(server: FakeS
                                                           Reply(200, samples.image())])
     server.route("POST", "/2025-09-09/microvm-images", Reply(201, samples.created()))
     server.route("PUT", "/2025-09-09/microvm-images/ci", Reply(200, {**samples.created(v="2"), "updatedAt": 1.0}))
+    uploaded = {"uri": "file:///srv/ember/artifacts/111111111111/ab.zip", "sha256": "ab", "sizeBytes": 1}
+    server.route("POST", "/ember/artifacts", Reply(200, uploaded))
     first = client.images.build("ci", app_dir, hooks=["ready", "run"], memory_mib=1024, tags={"team": "a"})
     second = client.images.build("ci", app_dir, hooks=["ready", "run"], memory_mib=1024, tags={"team": "a"})
     assert (first.imageVersion, second.imageVersion) == ("1", "2")
-    create, update = (r.json() for r in server.requests if r.method in ("POST", "PUT"))
+    create, update = (r.json() for r in server.requests if r.method in ("POST", "PUT") and "/ember/" not in r.path)
     assert create["name"] == "ci" and create["tags"] == {"team": "a"}
     assert "name" not in update and "tags" not in update  # create-only members (CONTRACT §1.4)
     assert update["hooks"] == create["hooks"] == {"port": 8080, "microvmImageHooks": {"ready": "ENABLED"},
                                                   "microvmHooks": {"run": "ENABLED"}}
-    assert create["codeArtifact"]["uri"].startswith("file://")
+    assert create["codeArtifact"]["uri"] == update["codeArtifact"]["uri"] == uploaded["uri"]
+    assert len([r for r in server.requests if r.path == "/ember/artifacts"]) == 2
