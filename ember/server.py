@@ -196,3 +196,10 @@ async def serve_forever(settings: ServeSettings, ready: asyncio.Event | None = N
         await stop.wait()
     finally:
         await server.stop()
+
+
+def vmm_confinement() -> str:
+    """How VMMs are confined on this host, in words (shown when the server starts)."""
+    from ember.vmm.jail import confinement
+
+    return confinement().describe()

@@ -77,12 +77,15 @@ async def _serve(settings: ServeSettings, serve_forever: Callable[..., Awaitable
 
 def _announce(s: ServeSettings) -> None:
     from ember.sdk.config import CREDENTIALS_FILE, local_ca_bundle
+    from ember.server import vmm_confinement
 
     scheme = "https" if s.gateway_tls else "http"
     ca = local_ca_bundle(s.home) if s.gateway_tls else None
     console = err()
     console.print(f"[bold]Ember[/] is serving (EMBER_HOME {s.home})")
     console.print(f"  API          http://{s.api_host}:{s.api_port}")
+    console.print(f"  console      http://{s.api_host}:{s.api_port}/console/")
     console.print(f"  gateway      {scheme}://{s.gateway_host}:{s.gateway_port}" + (f"  (CA: {ca})" if ca else ""))
     console.print(f"  credentials  {s.home / CREDENTIALS_FILE}  →  eval \"$(ember credentials)\"")
+    console.print(f"  isolation    {vmm_confinement()}")
     console.print("  stop with Ctrl-C (running MicroVMs are suspended and resume after a restart)")

@@ -136,7 +136,7 @@ class Host:
         self.vms_dir.mkdir(parents=True, exist_ok=True)
         self._kit = kit
         # persistent_vmms: VMMs survive a crash of this process and are adopted by the next one (ember serve).
-        self.driver = QemuDriver(die_with_parent=not persistent_vmms)
+        self.driver = QemuDriver(die_with_parent=not persistent_vmms, data_roots=(self.home, ember_home()))
         self.accel = choose_accel()
         self.tsc_khz = host_tsc_khz() if self.accel.accel == "tcg" else None
         self.vms: dict[str, VM] = {}
@@ -258,8 +258,11 @@ class Host:
         await self._stop_machine(vm, graceful=True)
         vm.state = "snapshotted"
         os.replace(vm.dir / "ram", tmpdir / "mem")
-        os.chmod(tmpdir / "mem", 0o444)  # clones map it; it must never change while one lives
         os.replace(vm.dir / "disk.qcow2", tmpdir / "disk.qcow2")
+        # Clones map the memory and read the disk; neither may change while one lives, nor stay owned
+        # by the uid the booting VMM had (ember.vmm.jail gives every VM one).
+        _freeze(tmpdir / "mem", 0o444)
+        _freeze(tmpdir / "disk.qcow2", 0o444)
         runtime, disk = vm.spec.drives
         spec = vm.spec.with_storage(
             drives=(replace(runtime, path=dest / "runtime.ext4"), replace(disk, path=dest / "disk.qcow2")),
@@ -391,6 +394,7 @@ class Host:
         await self._stop_machine(vm, graceful=True)
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(vm.dir / "disk.qcow2", dest)
+        _freeze(dest, 0o444)
         vm.state = "frozen"
         self.vms.pop(vm.id, None)
         shutil.rmtree(vm.dir, ignore_errors=True)
@@ -426,6 +430,12 @@ class Host:
                     os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
         return killed
+
+
+def _freeze(path: Path, mode: int) -> None:
+    if os.geteuid() == 0:
+        os.chown(path, 0, 0)
+    os.chmod(path, mode)
 
 
 def _tail(path: Path, limit: int = 1500) -> str:

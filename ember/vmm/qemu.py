@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import hashlib
 import logging
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -26,7 +26,7 @@ from qemu.qmp.error import QMPError
 
 from ember.errors import SnapshotError, VmExited, VmmError, VmmStartError
 
-from . import MachineSpec, SavedState
+from . import MachineSpec, SavedState, jail
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +38,8 @@ MIGRATION_TIMEOUT_S = 300.0
 QUIT_TIMEOUT_S = 5.0
 # Migration's default bandwidth cap (32 MiB/s) would make suspend needlessly slow.
 MIGRATION_MAX_BANDWIDTH = 1 << 40
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: QEMU gets SIGKILL if the Ember process dies, so no VM outlives it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+# TCG's translation cache (default 1 GiB on 64-bit hosts) counts against the VM's memory cgroup.
+TCG_TB_SIZE_MIB = 128
 
 
 def socket_dir() -> Path:
@@ -60,11 +55,16 @@ def socket_dir() -> Path:
     return base
 
 
+def vm_socket_dir(workdir: Path) -> Path:
+    """The VM's own socket directory: the one place under ``socket_dir()`` its (unprivileged) VMM may write."""
+    tag = hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:20]
+    return socket_dir() / tag
+
+
 def socket_paths(workdir: Path) -> tuple[Path, Path]:
     """(QMP socket, agent socket) of the VM whose work dir is ``workdir``."""
-    tag = hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:20]
-    base = socket_dir()
-    return base / f"{tag}.qmp", base / f"{tag}.agent"
+    base = vm_socket_dir(workdir)
+    return base / "qmp", base / "agent"
 
 
 # The exit status of a VMM this process did not start (adopted after a restart) cannot be read.
@@ -88,6 +88,13 @@ async def _wait_foreign(pid: int) -> int:
     return UNKNOWN_EXIT_STATUS
 
 
+def _tail(path: Path, limit: int = 2000) -> str:
+    try:
+        return path.read_text(errors="replace")[-limit:].strip()
+    except OSError:
+        return ""
+
+
 def qemu_argv(spec: MachineSpec, workdir: Path, incoming: bool) -> list[str]:
     """The command line for ``spec``. Devices are listed in a fixed order: snapshots depend on it."""
     mem = f"{spec.memory_mib}M"
@@ -95,7 +102,7 @@ def qemu_argv(spec: MachineSpec, workdir: Path, incoming: bool) -> list[str]:
     argv = [
         QEMU_BINARY,
         "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on,pit=on,memory-backend=mem0",
-        "-accel", spec.accel,
+        "-accel", f"tcg,tb-size={TCG_TB_SIZE_MIB}" if spec.accel == "tcg" else spec.accel,
         "-cpu", "host" if spec.accel == "kvm" else "max",
         "-smp", str(spec.vcpus),
         "-m", mem,
@@ -134,7 +141,8 @@ class QemuMachine:
     """One QEMU process and its QMP connection."""
 
     def __init__(self, pid: int, workdir: Path, spec: MachineSpec,
-                 proc: asyncio.subprocess.Process | None = None) -> None:
+                 proc: asyncio.subprocess.Process | None = None, jail_name: str | None = None) -> None:
+        self._jail_name = jail_name
         self._pid = pid
         self._proc = proc
         self.workdir = workdir
@@ -146,6 +154,8 @@ class QemuMachine:
 
     async def _record_exit(self, wait: Awaitable[int]) -> int:
         self._exit_status = await wait
+        if self._jail_name is not None:
+            jail.release_cgroups(self._jail_name)
         return self._exit_status
 
     # -- facts -----------------------------------------------------------
@@ -316,17 +326,19 @@ class QemuDriver:
 
     name = "qemu"
 
-    def __init__(self, *, die_with_parent: bool = True) -> None:
+    def __init__(self, *, die_with_parent: bool = True, data_roots: tuple[Path, ...] = ()) -> None:
         # True: every VMM gets SIGKILL when this process dies (tests, the library).
         # False (ember serve): VMMs outlive a crash of the control process and are adopted at restart.
         self.die_with_parent = die_with_parent
+        # Directories whose contents a VMM must not see, but for its own files (ember.vmm.jail).
+        self.data_roots = data_roots
 
     async def adopt(self, pid: int, spec: MachineSpec, workdir: Path) -> QemuMachine:
         """Take over a VMM an earlier process started (after a restart): reconnect to its QMP socket."""
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if Path(f"/proc/{pid}").exists() else b""
         if QEMU_BINARY.encode() not in cmdline or str(socket_paths(workdir)[0]).encode() not in cmdline:
             raise VmExited(f"no VMM of {workdir.name} runs as pid {pid}", pid=pid)
-        machine = QemuMachine(pid, workdir, spec)
+        machine = QemuMachine(pid, workdir, spec, jail_name=jail.jail_name(workdir))
         try:
             await machine._connect_qmp()
         except BaseException:
@@ -336,22 +348,27 @@ class QemuDriver:
 
     async def _start(self, spec: MachineSpec, workdir: Path, incoming: bool) -> QemuMachine:
         workdir.mkdir(parents=True, exist_ok=True)
+        sockdir = vm_socket_dir(workdir)
+        sockdir.mkdir(mode=0o700, exist_ok=True)
         for leftover in socket_paths(workdir):
             leftover.unlink(missing_ok=True)
         argv = qemu_argv(spec, workdir, incoming)
-        if spec.netns:
-            # `ip netns exec` also bind-mounts /etc/netns/<name>/resolv.conf, which user-mode NAT's DNS reads.
-            argv = ["ip", "netns", "exec", spec.netns, *argv]
         (workdir / "qemu.argv").write_text("\n".join(argv) + "\n")
+        cell = await asyncio.to_thread(jail.plan, spec, workdir, sockdir, data_roots=self.data_roots,
+                                       die_with_parent=self.die_with_parent)
         with open(workdir / "qemu.log", "ab") as errlog:
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *argv, stdin=asyncio.subprocess.DEVNULL, stdout=errlog, stderr=errlog,
-                    preexec_fn=_die_with_parent if self.die_with_parent else None, start_new_session=True)
+                    preexec_fn=cell.enter, start_new_session=True)
             except FileNotFoundError as exc:
+                cell.release()
                 raise VmmStartError(f"{QEMU_BINARY} not found: run `ember setup`") from exc
+            except subprocess.SubprocessError as exc:
+                cell.release()
+                raise VmmStartError(f"cannot confine the VMM: {_tail(workdir / 'qemu.log')}") from exc
         (workdir / "qemu.pid").write_text(str(proc.pid))
-        machine = QemuMachine(proc.pid, workdir, spec, proc)
+        machine = QemuMachine(proc.pid, workdir, spec, proc, jail_name=cell.name)
         try:
             await machine._connect_qmp()
         except BaseException:
