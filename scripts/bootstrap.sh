@@ -12,6 +12,8 @@ fi
 
 # Debian packages Ember needs on the host (the guest kit's own are checked by `ember setup`).
 PKGS="python3 python3-venv python3-pip qemu-system-x86 qemu-utils busybox-static e2fsprogs cpio mmdebstrap nftables iproute2"
+# Headless Chromium drives the web console's end-to-end test (through the playwright package, never its downloads).
+PKGS="$PKGS chromium fonts-dejavu-core"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
