@@ -215,11 +215,13 @@ def set_winsize(fd: int, cols: int, rows: int) -> None:
 
 @dataclass(frozen=True)
 class Context:
-    """What every operation shares: the reaper and the app's root directory."""
+    """What every operation shares: the reaper, the app's root directory and the user cgroup."""
 
     reaper: Reaper
     # The chroot for ``root: "rootfs"``; None when the rootfs is "/" (tests on the host).
     rootfs: str | None
+    # An fd of the user group's cgroup.procs (ember.guest._cgroup); None: children stay in the agent's group.
+    user_cgroup: int | None = None
 
     def chroot_for(self, args: dict[str, Any]) -> str | None:
         root = _args.choice_arg(args, "root", ("rootfs", "runtime"), "rootfs")
@@ -236,6 +238,7 @@ class ProcSpec:
     uid: int
     gid: int
     chroot: str | None
+    cgroup_procs: int | None = None
 
     @classmethod
     def from_args(cls, args: dict[str, Any], ctx: Context) -> ProcSpec:
@@ -243,7 +246,7 @@ class ProcSpec:
                    cwd=_args.str_arg(args, "cwd", "/"),
                    uid=_args.int_arg(args, "uid", 0, 0, _args.MAX_ID),
                    gid=_args.int_arg(args, "gid", 0, 0, _args.MAX_ID),
-                   chroot=ctx.chroot_for(args))
+                   chroot=ctx.chroot_for(args), cgroup_procs=ctx.user_cgroup)
 
     def candidates(self) -> list[str]:
         """Paths to try for argv[0], searched like execvp but computed before the fork."""
@@ -264,6 +267,10 @@ def _child(spec: ProcSpec, candidates: list[str], stdio: tuple[int, int, int], c
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         for sig in _CHILD_DEFAULT_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
+        if spec.cgroup_procs is not None:
+            # Join the user cgroup ("0": the writer). Best effort: failing, the child runs unlimited, as before.
+            with contextlib.suppress(OSError):
+                os.write(spec.cgroup_procs, b"0")
         step = 1
         os.setsid()
         if ctty is not None:

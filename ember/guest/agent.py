@@ -29,6 +29,7 @@ from typing import Any
 from ember.guest import _args
 from ember.guest import protocol as p
 from ember.guest._app import App
+from ember.guest._cgroup import setup_user_cgroup
 from ember.guest._exec import op_exec
 from ember.guest._files import op_file_get, op_file_put
 from ember.guest._net import op_stream
@@ -140,10 +141,10 @@ def boot_id() -> str:
 class Agent:
     """One port, one host session at a time, one handler task per channel."""
 
-    def __init__(self, fd: int, rootfs: str, exit_on_eof: bool) -> None:
+    def __init__(self, fd: int, rootfs: str, exit_on_eof: bool, user_cgroup: int | None = None) -> None:
         self.fd = fd
         self.exit_on_eof = exit_on_eof
-        self.ctx = Context(Reaper(), None if os.path.realpath(rootfs) == "/" else rootfs)
+        self.ctx = Context(Reaper(), None if os.path.realpath(rootfs) == "/" else rootfs, user_cgroup)
         self.writer = PortWriter(fd)
         self.conn = p.Connection(self.writer.write, on_open=self._on_open, on_hello=self._on_hello)
         self.app = App(self.ctx)
@@ -304,9 +305,11 @@ def main(argv: list[str] | None = None) -> None:
     _ensure_stdio()
     try:
         fd = open_port(opts)
+        # Only as the VM's init: elsewhere (tests on a host) the cgroups are not ours to change.
+        user_cgroup = setup_user_cgroup() if os.getpid() == 1 else None
 
         async def serve() -> None:
-            await Agent(fd, opts.rootfs, opts.exit_on_eof).run()
+            await Agent(fd, opts.rootfs, opts.exit_on_eof, user_cgroup).run()
 
         asyncio.run(serve())
         if opts.exit_on_eof:
