@@ -56,6 +56,7 @@ PIDS_MAX = 256
 NOFILE = 4096
 FSIZE_SLACK = 512 << 20
 CPU_PERIOD_US = 100_000
+VMM_THREADS_CPUS = 1
 
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWNET = 0x40000000
@@ -327,8 +328,10 @@ def create_cgroups(name: str, version: str | None, limits: CgroupLimits) -> tupl
 
 
 def cgroup_limits(memory_mib: int, vcpus: int) -> CgroupLimits:
-    """Limits matching the VM's size: its RAM plus QEMU's own overhead, and its vCPUs' worth of CPU time."""
-    return CgroupLimits(memory_bytes=(memory_mib + MEMORY_OVERHEAD_MIB) << 20, cpu_quota_us=vcpus * CPU_PERIOD_US)
+    """Limits matching the VM's size: its RAM plus QEMU's own overhead, and its vCPUs' worth of CPU time
+    plus one CPU for QEMU's own threads (main loop, I/O, migration), which a busy vCPU must not starve."""
+    return CgroupLimits(memory_bytes=(memory_mib + MEMORY_OVERHEAD_MIB) << 20,
+                        cpu_quota_us=(vcpus + VMM_THREADS_CPUS) * CPU_PERIOD_US)
 
 
 def qcow2_backing(path: Path) -> Path | None:

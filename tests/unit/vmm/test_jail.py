@@ -41,7 +41,7 @@ def test_backing_chain_and_virtual_size_come_from_the_qcow2_header(tmp_path: Pat
 def test_cgroup_limits_match_the_vm_size() -> None:
     limits = jail.cgroup_limits(memory_mib=512, vcpus=2)
     assert limits.memory_bytes == (512 + jail.MEMORY_OVERHEAD_MIB) << 20
-    assert limits.cpu_quota_us == 2 * jail.CPU_PERIOD_US
+    assert limits.cpu_quota_us == (2 + jail.VMM_THREADS_CPUS) * jail.CPU_PERIOD_US
     assert limits.pids == jail.PIDS_MAX
 
 
