@@ -14,4 +14,6 @@ echo "==> tests with real VMs"
 .venv/bin/pytest tests/vm -q -m vm "$@" || status=$?
 echo "==> end-to-end tests (ember serve, boto3, CLI)"
 .venv/bin/pytest tests/e2e -q -m vm "$@" || status=$?
+echo "==> tenant-boundary suite (each attack refused, and succeeding with its protection off)"
+.venv/bin/pytest tests/security -q -m vm "$@" || status=$?
 exit $status
