@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,9 +21,9 @@ from pathlib import Path
 import pytest
 
 import ember.host.egress as egress_mod
-from ember.host.agent_client import AgentClient
 from ember.host.egress import EgressConfig, egress_status, ensure_egress, teardown_egress
 from ember.host.host import VM, Host, ImageSnapshot
+from tests.framework.network import Canary, attack, default_gateway, guest_json, host_primary_address
 
 pytestmark = [
     pytest.mark.vm,
@@ -36,35 +35,6 @@ MIRROR_PATH = "/debian/dists/bookworm/Release"
 # A network of its own for the unprotected run: production's ember-egress stays protected throughout.
 UNPROTECTED = EgressConfig(netns="ember-egtest", host_if="ember-egt0", ns_if="ember-egt1",
                            subnet="10.231.0.4/30", table="ember_egtest")
-
-CANARY = r"""
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 0))
-s.listen(64)
-print("port", s.getsockname()[1], flush=True)
-while True:
-    c, peer = s.accept()
-    print("conn", peer[0], c.getsockname()[0], flush=True)
-    c.close()
-"""
-
-ATTACK = r"""
-import json, socket, sys, time
-out = {}
-for host, port in json.loads(sys.argv[1]):
-    t0 = time.monotonic()
-    try:
-        socket.create_connection((host, port), timeout=3).close()
-        r = "connected"
-    except socket.timeout:
-        r = "timeout"
-    except OSError as e:
-        r = f"{type(e).__name__} errno={e.errno}"
-    out[f"{host}:{port}"] = [r, round(time.monotonic() - t0, 2)]
-print(json.dumps(out))
-"""
 
 FETCH = r"""
 import os
@@ -92,63 +62,9 @@ except OSError as e:
 """
 
 
-class Canary:
-    """A TCP listener on 0.0.0.0 (on the host, or inside a network namespace) that records every connection."""
-
-    def __init__(self, netns: str | None = None) -> None:
-        prefix = ["ip", "netns", "exec", netns] if netns else []
-        self.proc = subprocess.Popen([*prefix, sys.executable, "-c", CANARY], stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        first = self.proc.stdout.readline().split()
-        assert first[:1] == ["port"], first
-        self.port = int(first[1])
-        self.hits: list[tuple[str, str]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            parts = line.split()
-            if parts[:1] == ["conn"]:
-                self.hits.append((parts[1], parts[2]))
-
-    def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        self._reader.join(5)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-
-
-def _ip_json(*args: str) -> list[dict[str, object]]:
-    return json.loads(subprocess.run(["ip", "-j", *args], capture_output=True, text=True, check=True).stdout or "[]")
-
-
-def host_primary_address() -> str:
-    """The source address the host uses towards the internet (``ip -4 route get 1.1.1.1``)."""
-    return str(_ip_json("-4", "route", "get", "1.1.1.1")[0]["prefsrc"])
-
-
-def default_gateway() -> str | None:
-    routes = _ip_json("-4", "route", "show", "default")
-    return str(routes[0]["gateway"]) if routes and "gateway" in routes[0] else None
-
-
 def counters(cfg: EgressConfig = egress_mod.DEFAULT_CONFIG) -> dict[str, int]:
     st = egress_status(cfg)
     return {k: v["packets"] for k, v in {**st["counters"], **st["netns_counters"]}.items()}
-
-
-async def guest_json(agent: AgentClient, script: str, *args: str, timeout: float = 120) -> dict[str, object]:
-    res = await agent.exec(["/usr/bin/python3", "-c", script, *args], timeout=timeout)
-    assert res.exit_code == 0, res.stderr.decode()
-    return json.loads(res.stdout)
-
-
-async def attack(agent: AgentClient, targets: list[tuple[str, int]]) -> dict[str, list[object]]:
-    out = await guest_json(agent, ATTACK, json.dumps(targets))
-    return out  # type: ignore[return-value]
 
 
 @pytest.fixture
