@@ -14,6 +14,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +97,12 @@ class FakeMicrovmService:
         *,
         account_id: str | None = None,
         expect: MicrovmState | None = None,
+        started_at: datetime | None = None,
     ) -> None:
         with self.store.write() as session:
-            transitions.transition(session, microvm_id, to, reason, account_id=account_id, expect_from=expect)
+            transitions.transition(
+                session, microvm_id, to, reason, account_id=account_id, expect_from=expect, started_at=started_at
+            )
 
     def launch(self, microvm_id: str) -> None:
         """Record the launch; with ``auto_run`` the MicroVM is RUNNING at once."""
@@ -119,7 +123,7 @@ class FakeMicrovmService:
             row = microvms.get_microvm(session, account_id, microvm_id)
             if row.state is not S.SUSPENDED:
                 raise IllegalTransition(microvm_id, row.state, S.RUNNING)
-        self._move(microvm_id, S.RUNNING, account_id=account_id, expect=S.SUSPENDED)
+        self._move(microvm_id, S.RUNNING, account_id=account_id, expect=S.SUSPENDED, started_at=datetime.now(UTC))
 
     def request_terminate(self, account_id: str | None, microvm_id: str, reason: str | None = None) -> None:
         """→ TERMINATING → TERMINATED; a MicroVM already ending is left alone."""

@@ -13,8 +13,13 @@ from the stored transitions (``microvm_events``) of the caller's account only.
 yet created are not counted; purged TERMINATED ones are gone). A duration is the time between entering its
 first state and the move to its second, for moves that happened inside the window: launch PENDING → RUNNING,
 suspend SUSPENDING → SUSPENDED, resume RESUMING → RUNNING. Percentiles are nearest-rank; with no sample they
-are null. ``RESUMING`` is not a state the store records (a resuming MicroVM stays SUSPENDED until it is
-RUNNING), so its count is 0 and ``resumeSeconds`` stays empty until the lifecycle records resume starts.
+are null.
+
+``RESUMING`` is not a stored state (a resuming MicroVM stays SUSPENDED to clients until it is RUNNING): the
+lifecycle records when a resume started on its SUSPENDED → RUNNING event (``started_at``), and the history is
+read as SUSPENDED → RESUMING at that instant, then RESUMING → RUNNING. So a finished resume counts as RESUMING
+while it ran and is a ``resumeSeconds`` sample; a resume still under way (or one that failed and left the VM
+SUSPENDED) is not known yet and counts as SUSPENDED. Events stored before starts were recorded have none.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -77,6 +82,8 @@ class Event:
     to_state: str
     at: float
     """Epoch seconds."""
+    started_at: float | None = None
+    """Epoch seconds when the work that ended in this move began (a resume's start), if it was recorded."""
 
 
 def load_history(session: Session, account_id: str, start: float, end: float) -> dict[str, list[Event]]:
@@ -98,9 +105,27 @@ def load_history(session: Session, account_id: str, start: float, end: float) ->
     )
     history: dict[str, list[Event]] = {}
     for row in session.scalars(stmt):
-        event = Event(row.microvm_id, row.from_state and str(row.from_state), str(row.to_state), row.at.timestamp())
+        started = None if row.started_at is None else row.started_at.timestamp()
+        event = Event(row.microvm_id, row.from_state and str(row.from_state), str(row.to_state), row.at.timestamp(),
+                      started)
         history.setdefault(row.microvm_id, []).append(event)
     return history
+
+
+def with_resume_starts(events: Sequence[Event]) -> list[Event]:
+    """``events`` (one MicroVM's, oldest first) with each recorded resume start read as a move to RESUMING.
+
+    A SUSPENDED → RUNNING event that carries ``started_at`` becomes SUSPENDED → RESUMING at that instant (kept
+    between the previous event and the move, so the timeline stays ordered) followed by RESUMING → RUNNING.
+    """
+    out: list[Event] = []
+    for event in events:
+        if event.started_at is not None and (event.from_state, event.to_state) == ("SUSPENDED", "RUNNING"):
+            began = min(event.at, max(event.started_at, out[-1].at if out else event.started_at))
+            out.append(Event(event.microvm_id, "SUSPENDED", "RESUMING", began))
+            event = replace(event, from_state="RESUMING")
+        out.append(event)
+    return out
 
 
 def _percentile(sorted_values: Sequence[float], percent: int) -> float:
@@ -129,6 +154,7 @@ def summarize(history: dict[str, list[Event]], *, now: float, window_s: int) -> 
     """The metrics document for ``history`` over the ``window_s`` seconds before ``now`` (see the module doc)."""
     end = float(math.floor(now))
     start = end - window_s
+    history = {vm: with_resume_starts(events) for vm, events in history.items()}
     step = math.ceil(window_s / STEPS)
     points = min(MAX_POINTS, window_s // step + 1)
     times = [end - (points - 1 - i) * step for i in range(points)]

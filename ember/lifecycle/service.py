@@ -146,9 +146,10 @@ class MicrovmService:
         return live
 
     def _move(self, microvm_id: str, to: MicrovmState, reason: str | None = None, *,
-              expect: MicrovmState | frozenset[MicrovmState] | None = None) -> Microvm:
+              expect: MicrovmState | frozenset[MicrovmState] | None = None,
+              started_at: datetime | None = None) -> Microvm:
         with self.store.write() as session:
-            row = transitions.transition(session, microvm_id, to, reason, expect_from=expect)
+            row = transitions.transition(session, microvm_id, to, reason, expect_from=expect, started_at=started_at)
         live = self._live.get(microvm_id)
         if live is not None:
             if to is S.RUNNING:
@@ -307,9 +308,11 @@ class MicrovmService:
 
     def _start_resume(self, live: _Live) -> None:
         if live.op is None or live.op.done():
-            self._spawn(live, self._resume(live), "resume")
+            # The resume starts now (ResumeMicrovm or a held request); the move to RUNNING records when, so the
+            # metrics can time it while the stored state stays SUSPENDED (there is no RESUMING state).
+            self._spawn(live, self._resume(live, utcnow()), "resume")
 
-    async def _resume(self, live: _Live) -> None:
+    async def _resume(self, live: _Live, asked_at: datetime) -> None:
         async with live.lock:
             row = self._row(live.id)
             if row is None or row.state is not S.SUSPENDED:
@@ -336,7 +339,7 @@ class MicrovmService:
                     if row2 is not None:
                         row2.state_reason = f"{problem}; the VM stays SUSPENDED"
                 return
-            self._move(live.id, S.RUNNING, None, expect=S.SUSPENDED)
+            self._move(live.id, S.RUNNING, None, expect=S.SUSPENDED, started_at=asked_at)
             self._start_pump(live, row)
 
     # -- terminate -------------------------------------------------------

@@ -211,6 +211,10 @@ class MicrovmEvent(Base):
     to_state: Mapped[MicrovmState] = mapped_column(EnumText(MicrovmState))
     reason: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    """When the work that ended in this move began, for a move that is not instantaneous: a resume (SUSPENDED →
+    RUNNING) records when it was asked for. None otherwise. Kept on the event only: a resuming MicroVM is still
+    SUSPENDED to clients (CONTRACT.md §2 has no RESUMING state)."""
 
 
 class Tag(Base):

@@ -13,6 +13,10 @@ serialised by ``BEGIN IMMEDIATE``), checks the move against ``TRANSITIONS``, upd
 appends a ``microvm_events`` row and logs the move with ``action="microvm_transition"``. An illegal move raises
 ``IllegalTransition`` (an ``ember.errors.StateConflict``; the API answers ConflictException).
 
+A move that is the end of some work may say when that work began (``started_at``): the lifecycle passes when a
+resume was asked for on SUSPENDED → RUNNING. It is kept on the event row only, so metrics can time resumes
+while clients still see a resuming MicroVM as SUSPENDED (the contract has no RESUMING state).
+
 What the API does *not* send here: idempotent no-ops (SuspendMicrovm on a SUSPENDED VM, TerminateMicrovm on a
 TERMINATED or TERMINATING one) are answered before calling ``transition``.
 """
@@ -66,6 +70,8 @@ class Transition:
     to_state: MicrovmState
     reason: str | None
     at: datetime
+    started_at: datetime | None = None
+    """When the work that ended in this move began (a resume: when it was asked for); None if not recorded."""
 
 
 def record_creation(session: Session, microvm: Microvm, *, reason: str | None = None) -> Transition:
@@ -82,6 +88,7 @@ def transition(
     account_id: str | None = None,
     expect_from: MicrovmState | frozenset[MicrovmState] | None = None,
     now: datetime | None = None,
+    started_at: datetime | None = None,
 ) -> Microvm:
     """Move MicroVM ``microvm_id`` to ``to_state`` and return the updated row (use inside ``Store.write()``).
 
@@ -89,7 +96,9 @@ def transition(
     account's VM is ``RecordNotFound``). ``expect_from`` additionally requires the current state to be that one
     (or one of those), for compare-and-set moves such as "suspend only if still RUNNING"; a mismatch is
     ``IllegalTransition``. Timestamps: ``updatedAt`` always; SUSPENDED sets ``suspended_at``; RUNNING clears it and
-    restarts the idle clock; TERMINATED sets ``terminatedAt``.
+    restarts the idle clock; TERMINATED sets ``terminatedAt``. ``started_at`` (when the work that ends with this
+    move began, e.g. a resume's start) goes on the event row only; a start later than the move is recorded as the
+    move's time.
     """
     stmt = select(Microvm).where(Microvm.id == microvm_id).with_for_update()
     if account_id is not None:
@@ -114,6 +123,8 @@ def transition(
         )
         raise IllegalTransition(microvm_id, from_state, to_state)
     now = now or utcnow()
+    if started_at is not None and started_at > now:
+        started_at = now  # the wall clock stepped back meanwhile: never record a negative duration
     microvm.state = to_state
     microvm.state_reason = reason
     microvm.updated_at = now
@@ -125,7 +136,7 @@ def transition(
     elif to_state is S.TERMINATED:
         microvm.terminated_at = now
     session.flush()
-    _record(session, microvm_id, from_state, to_state, reason, now)
+    _record(session, microvm_id, from_state, to_state, reason, now, started_at)
     return microvm
 
 
@@ -142,8 +153,13 @@ def _record(
     to_state: MicrovmState,
     reason: str | None,
     at: datetime,
+    started_at: datetime | None = None,
 ) -> Transition:
-    session.add(MicrovmEvent(microvm_id=microvm_id, from_state=from_state, to_state=to_state, reason=reason, at=at))
+    session.add(
+        MicrovmEvent(
+            microvm_id=microvm_id, from_state=from_state, to_state=to_state, reason=reason, at=at, started_at=started_at
+        )
+    )
     session.flush()
     log.info(
         "MicroVM %s: %s -> %s%s",
@@ -157,6 +173,7 @@ def _record(
             "from_state": None if from_state is None else str(from_state),
             "to_state": str(to_state),
             "reason": reason,
+            "took_s": None if started_at is None else round((at - started_at).total_seconds(), 3),
         },
     )
-    return Transition(microvm_id, from_state, to_state, reason, at)
+    return Transition(microvm_id, from_state, to_state, reason, at, started_at)

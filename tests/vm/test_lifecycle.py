@@ -19,7 +19,7 @@ from ember.host.host import Host
 from ember.images.artifact import make_zip
 from ember.images.service import ImageService
 from ember.lifecycle.service import MicrovmService
-from ember.store import Store, accounts, builds, images, microvms, versions
+from ember.store import Store, accounts, builds, images, microvms, transitions, versions
 from ember.store.models import Microvm
 from tests.framework.paths import EXAMPLES
 
@@ -105,6 +105,14 @@ async def _wait_state(store: Store, vm_id: str, state: MicrovmState, timeout: fl
         await asyncio.sleep(0.1)
 
 
+def _resume_seconds(store: Store, vm_id: str) -> list[float]:
+    """How long each recorded resume of the MicroVM took (from the start on its SUSPENDED -> RUNNING event)."""
+    with store.read() as s:
+        events = transitions.list_events(s, vm_id)
+    return [(e.at - e.started_at).total_seconds() for e in events
+            if (e.from_state, e.to_state) == (S.SUSPENDED, S.RUNNING) and e.started_at is not None]
+
+
 async def _state_json(svc: MicrovmService, vm_id: str) -> dict:
     agent = await svc.ensure_running(vm_id, timeout=120)
     return json.loads((await guest_request(agent, 8080, "GET", "/state")).body)
@@ -137,6 +145,8 @@ async def test_explicit_suspend_and_resume_keep_pid_memory_files_and_call_hooks(
     await _wait_state(store, vm_id, S.SUSPENDED)
     svc.request_resume(ACCOUNT, vm_id)
     await _wait_state(store, vm_id, S.RUNNING)
+    took = _resume_seconds(store, vm_id)
+    assert len(took) == 1 and 0 < took[0] < 120, took
 
     after = await _state_json(svc, vm_id)
     assert after["pid"] == before["pid"]
@@ -158,6 +168,8 @@ async def test_idle_vm_suspends_a_request_resumes_it_then_it_terminates(svc: Mic
     state = await _state_json(svc, vm_id)
     assert state["hooks"]["resume"] == 1
     assert _row(store, vm_id).state is S.RUNNING
+    took = _resume_seconds(store, vm_id)
+    assert len(took) == 1 and 0 < took[0] < 120, took
     await _wait_state(store, vm_id, S.SUSPENDED, timeout=60)
     row = await _wait_state(store, vm_id, S.TERMINATED, timeout=60)
     assert "suspendedDurationSeconds" in (row.state_reason or "")

@@ -10,10 +10,10 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from ember.console.metrics import STATES, Event, summarize
+from ember.console.metrics import STATES, Event, summarize, with_resume_starts
 from ember.contract.enums import MicrovmState
 from ember.store import transitions
-from tests.unit.api.conftest import ACCOUNT_A, ACCOUNT_B, KEY_A, REGION
+from tests.unit.api.conftest import ACCOUNT_A, ACCOUNT_B, KEY_A, KEY_B, REGION
 from tests.unit.console.conftest import T0, Console, csrf
 from tests.unit.store.conftest import make_image, make_microvm
 
@@ -25,8 +25,9 @@ def _at(offset_s: float) -> datetime:
 
 
 def _seed(console: Console) -> dict[str, str]:
-    """Account A: vm1 launched, suspended and resumed in the window; vm2 running since before it, terminated in it;
-    vm3 launched just now; vm4 still PENDING. Account B: one launch (must never show)."""
+    """Account A: vm1 launched, suspended and resumed (in 3.25 s) in the window; vm2 running since before it,
+    terminated in it; vm3 launched just now; vm4 still PENDING. Account B: a launch and a slow resume (must never
+    show)."""
     image, version = make_image(console.store, "web", ACCOUNT_A)
     image_b, version_b = make_image(console.store, "web", ACCOUNT_B)
     ids = {
@@ -36,20 +37,24 @@ def _seed(console: Console) -> dict[str, str]:
         "vm4": make_microvm(console.store, image, version, at=_at(-10)).id,
         "vmB": make_microvm(console.store, image_b, version_b, account=ACCOUNT_B, at=_at(-2000)).id,
     }
-    moves = [
-        ("vm1", S.RUNNING, -2998),
-        ("vm1", S.SUSPENDING, -1020),
-        ("vm1", S.SUSPENDED, -1016.5),
-        ("vm1", S.RUNNING, -500),
-        ("vm2", S.RUNNING, -7195),
-        ("vm2", S.TERMINATING, -100),
-        ("vm2", S.TERMINATED, -99),
-        ("vm3", S.RUNNING, -29.75),
-        ("vmB", S.RUNNING, -1990),
+    moves: list[tuple[str, MicrovmState, float, float | None]] = [
+        ("vm1", S.RUNNING, -2998, None),
+        ("vm1", S.SUSPENDING, -1020, None),
+        ("vm1", S.SUSPENDED, -1016.5, None),
+        ("vm1", S.RUNNING, -500, -503.25),
+        ("vm2", S.RUNNING, -7195, None),
+        ("vm2", S.TERMINATING, -100, None),
+        ("vm2", S.TERMINATED, -99, None),
+        ("vm3", S.RUNNING, -29.75, None),
+        ("vmB", S.RUNNING, -1990, None),
+        ("vmB", S.SUSPENDING, -1500, None),
+        ("vmB", S.SUSPENDED, -1499, None),
+        ("vmB", S.RUNNING, -1000, -1100),
     ]
     with console.store.write() as session:
-        for name, to, offset in moves:
-            transitions.transition(session, ids[name], to, now=_at(offset))
+        for name, to, offset, started in moves:
+            started_at = None if started is None else _at(started)
+            transitions.transition(session, ids[name], to, now=_at(offset), started_at=started_at)
     return ids
 
 
@@ -87,7 +92,25 @@ async def test_metrics_are_computed_from_the_callers_transitions(console: Consol
         "max": 3.5,
         "recent": [{"microvmId": ids["vm1"], "seconds": 3.5, "at": "2025-09-09T11:43:03Z"}],
     }
-    assert doc["resumeSeconds"] == {"count": 0, "p50": None, "p90": None, "max": None, "recent": []}
+    assert doc["resumeSeconds"] == {
+        "count": 1,
+        "p50": 3.25,
+        "p90": 3.25,
+        "max": 3.25,
+        "recent": [{"microvmId": ids["vm1"], "seconds": 3.25, "at": "2025-09-09T11:51:40Z"}],
+    }
+    assert all(point["counts"]["RESUMING"] == 0 for point in states)  # no point falls inside the 3.25 s
+
+
+async def test_another_accounts_resumes_never_show(console: Console) -> None:
+    _seed(console)
+    body = await console.sign_in(KEY_B)
+    doc = await (await console.client.get("/ember/metrics", headers=csrf(body))).json()
+    assert doc["resumeSeconds"]["count"] == 1 and doc["resumeSeconds"]["max"] == 100.0
+    assert doc["launchSeconds"]["count"] == 1
+    resuming = [point["time"] for point in doc["states"] if point["counts"]["RESUMING"]]
+    assert resuming == [f"2025-09-09T11:{minute}:00Z" for minute in (42, 43)]
+    assert all(sum(point["counts"].values()) <= 1 for point in doc["states"])
 
 
 async def test_the_default_window_is_an_hour_and_a_week_has_61_points(console: Console) -> None:
@@ -162,3 +185,38 @@ def test_moves_outside_the_window_or_from_another_state_are_not_durations() -> N
     assert doc["launchSeconds"]["count"] == 0
     assert (doc["suspendSeconds"]["count"], doc["suspendSeconds"]["max"]) == (1, 2.5)
     assert doc["states"][-1]["counts"] == _counts(RUNNING=1, SUSPENDED=1, TERMINATED=1)
+
+
+def test_a_recorded_resume_start_reads_as_resuming_until_running() -> None:
+    events = [
+        Event("vm", None, "PENDING", 3500.0),
+        Event("vm", "PENDING", "RUNNING", 3501.0),
+        Event("vm", "RUNNING", "SUSPENDING", 3600.0),
+        Event("vm", "SUSPENDING", "SUSPENDED", 3602.0),
+        Event("vm", "SUSPENDED", "RUNNING", 3790.0, started_at=3650.0),
+    ]
+    doc = summarize({"vm": events}, now=3800.0, window_s=300)
+    assert doc["resumeSeconds"]["recent"] == [{"microvmId": "vm", "seconds": 140.0, "at": "1970-01-01T01:03:10Z"}]
+    by_time = {point["time"][11:19]: point["counts"] for point in doc["states"]}
+    assert by_time["00:59:55"] == _counts(RUNNING=1)
+    assert by_time["01:00:35"] == _counts(SUSPENDED=1)
+    assert by_time["01:00:50"] == by_time["01:03:05"] == _counts(RESUMING=1)
+    assert by_time["01:03:20"] == _counts(RUNNING=1)
+
+
+def test_resume_starts_keep_the_timeline_ordered_and_leave_other_moves_alone() -> None:
+    early = [
+        Event("vm", "SUSPENDING", "SUSPENDED", 100.0),
+        Event("vm", "SUSPENDED", "RUNNING", 110.0, started_at=90.0),  # clamped to the SUSPENDED event
+    ]
+    assert [(e.from_state, e.to_state, e.at) for e in with_resume_starts(early)] == [
+        ("SUSPENDING", "SUSPENDED", 100.0),
+        ("SUSPENDED", "RESUMING", 100.0),
+        ("RESUMING", "RUNNING", 110.0),
+    ]
+    unrecorded = [Event("vm", "SUSPENDING", "SUSPENDED", 100.0), Event("vm", "SUSPENDED", "RUNNING", 110.0)]
+    assert with_resume_starts(unrecorded) == unrecorded
+    failed_suspend = [Event("vm", "SUSPENDING", "RUNNING", 110.0, started_at=105.0)]
+    assert with_resume_starts(failed_suspend) == failed_suspend
+    doc = summarize({"vm": unrecorded}, now=200.0, window_s=60)
+    assert doc["resumeSeconds"]["count"] == 0

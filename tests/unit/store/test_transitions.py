@@ -150,3 +150,24 @@ def test_moves_are_logged_with_an_action(store: Store, caplog: pytest.LogCapture
     assert record.microvm_id == vm_id  # type: ignore[attr-defined]
     assert (record.from_state, record.to_state) == ("PENDING", "RUNNING")  # type: ignore[attr-defined]
     assert "run hook answered 200" in record.getMessage()
+
+
+def test_a_resume_start_is_kept_on_the_event_only(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    vm_id = vm_in(store, S.SUSPENDED)
+    with caplog.at_level(logging.INFO, logger="ember.store.transitions"), store.write() as session:
+        resumed = transition(session, vm_id, S.RUNNING, now=later(10), started_at=later(8.5))
+    assert (resumed.state, resumed.state_reason) == (S.RUNNING, None)
+    with store.read() as session:
+        events = list_events(session, vm_id)
+    assert (events[-1].from_state, events[-1].to_state) == (S.SUSPENDED, S.RUNNING)
+    assert (events[-1].started_at, events[-1].at) == (later(8.5), later(10))
+    assert all(e.started_at is None for e in events[:-1])
+    assert caplog.records[-1].took_s == 1.5  # type: ignore[attr-defined]
+
+
+def test_a_start_after_the_move_is_recorded_as_the_moves_time(store: Store) -> None:
+    vm_id = vm_in(store, S.SUSPENDED)
+    with store.write() as session:
+        transition(session, vm_id, S.RUNNING, now=later(10), started_at=later(12))
+        event = list_events(session, vm_id)[-1]
+    assert event.started_at == event.at == later(10)
