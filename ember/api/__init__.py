@@ -2,7 +2,8 @@
 
 Modules: ``app`` (the aiohttp application and its middleware), ``routes`` (the route table), ``auth`` (SigV4),
 ``errors`` (the one table from Ember's errors to the contract's), the handlers ``images``, ``versions``,
-``managed``, ``microvms``, ``auth_tokens``, ``tags``, ``logs``, ``quotas`` (rate and capacity limits),
+``managed``, ``microvms``, ``auth_tokens``, ``tags``, ``logs``, ``artifacts`` (uploads), ``account`` (the caller's
+account, quotas and usage), ``quotas`` (rate and capacity limits),
 ``openapi`` (the generated document), ``context`` (what handlers may use) and ``testing`` (fakes for tests).
 """
 

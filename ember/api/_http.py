@@ -25,6 +25,18 @@ MAX_BODY_BYTES = 1024 * 1024
 """Largest request body accepted: the biggest legal request (50 env vars of 4 KiB, a 16 KiB payload) is far less."""
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: the account and the access key that proved it (SigV4, or a console session's key)."""
+
+    account_id: str
+    access_key_id: str
+
+
+CALLER = web.RequestKey("ember_caller", Caller)
+"""Set on a request by ``ember.api.app.authenticate`` once it has accepted the caller."""
+
+
 @dataclass
 class Call:
     """One authenticated API call: the server context, the caller's account and the request's members."""
@@ -36,6 +48,8 @@ class Call:
     """Path, query and body members merged (path wins, then query), named as the request model names them."""
     body: dict[str, Any] = field(default_factory=dict)
     """The JSON body alone (to tell what the client actually sent)."""
+    access_key_id: str | None = None
+    """The access key the caller authenticated with (the SigV4 key, or the one its console session signed in with)."""
 
     def parse(self, model: type[ModelT], *, error_cls: type[ApiError] = ValidationException) -> ModelT:
         """``members`` validated into ``model``; ValidationException (or ``error_cls``) naming field and bound."""

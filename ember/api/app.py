@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from ember.api import auth
-from ember.api._http import MAX_BODY_BYTES, Call, query_members, read_json_body
+from ember.api._http import CALLER, MAX_BODY_BYTES, Call, Caller, query_members, read_json_body
 from ember.api.context import ApiContext
 from ember.api.errors import (
     REQUEST_ID_HEADER,
@@ -39,9 +39,10 @@ from ember.store import accounts
 log = logging.getLogger(__name__)
 
 CTX = web.AppKey("ember_ctx", ApiContext)
-SessionAuth = Callable[[web.Request], Awaitable[str | None]]
+SessionAuth = Callable[[web.Request], Awaitable[Caller | None]]
 SESSION_AUTH: web.AppKey[SessionAuth] = web.AppKey("ember_session_auth")
-"""Set by ``ember.console.app.install``: the account of a request's console session (None without a cookie)."""
+"""Set by ``ember.console.app.install``: the account and access key of a request's console session (None without a
+cookie)."""
 _ROUTE = web.RequestKey("ember_route", Route)
 _REQUEST_ID = web.RequestKey("ember_request_id", str)
 
@@ -50,13 +51,15 @@ async def authenticate(ctx: ApiContext, request: web.Request, body: bytes) -> st
     """The account id of the key that signed ``request``; AccessDeniedException otherwise.
 
     A request without ``Authorization`` may instead carry a console session (``SESSION_AUTH``, installed by
-    ``ember.console``): same account scoping, no other path into the handlers.
+    ``ember.console``): same account scoping, no other path into the handlers. The accepted caller (account and
+    access key id) is also kept on the request as ``request[CALLER]``.
     """
     session_auth = request.app.get(SESSION_AUTH)
     if session_auth is not None and "Authorization" not in request.headers:
-        account_id = await session_auth(request)
-        if account_id is not None:
-            return account_id
+        caller = await session_auth(request)
+        if caller is not None:
+            request[CALLER] = caller
+            return caller.account_id
     parsed = auth.parse_authorization(request.headers.get("Authorization"))
 
     def lookup(session):  # type: ignore[no-untyped-def]
@@ -72,6 +75,7 @@ async def authenticate(ctx: ApiContext, request: web.Request, body: bytes) -> st
     secret, account_id = found
     signed = auth.SignedRequest(request.method, request.raw_path, request.headers, body)
     auth.verify(signed, parsed, secret, now=datetime.now(UTC))
+    request[CALLER] = Caller(str(account_id), parsed.access_key_id)
     return str(account_id)
 
 
@@ -88,7 +92,9 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespo
             **query_members(request, route.query, route.list_members, route.request),
             **request.match_info,
         }
-        call = Call(ctx, account_id, request, members, body)
+        caller = request.get(CALLER)
+        key_id = caller.access_key_id if caller is not None and caller.account_id == account_id else None
+        call = Call(ctx, account_id, request, members, body, access_key_id=key_id)
         result = await route.handler(call)
         if isinstance(result, web.StreamResponse):
             return result

@@ -2,7 +2,7 @@
 
 ``app.create_app`` registers these routes and ``openapi`` documents them, so the two cannot drift. Paths and
 status codes are the service model's (``http.requestUri`` / ``http.responseCode``); the extension routes are
-Ember's own (CONTRACT.md §10: logs; code-artifact uploads).
+Ember's own (CONTRACT.md §10: logs; code-artifact uploads; the caller's account, quotas and usage).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from ember.api import artifacts, auth_tokens, images, logs, managed, microvms, tags, versions
+from ember.api import account, artifacts, auth_tokens, images, logs, managed, microvms, tags, versions
 from ember.api._http import Handler
 from ember.contract import images as im
 from ember.contract import microvms as mv
@@ -264,6 +264,15 @@ ROUTES: tuple[Route, ...] = (
             artifacts.CONTENT_SHA256_HEADER: "The body's SHA-256 (64 hex digits). It must be signed: the SigV4 "
             "signature covers an empty payload and this header binds the body to it."
         },
+    ),
+    Route(
+        "GetAccount",
+        "GET",
+        account.ACCOUNT_PATH,
+        account.get_account,
+        account.GetAccountRequest,
+        account.GetAccountResponse,
+        extension=True,
     ),
 )
 """Every authenticated route; ``GET /healthz`` and ``GET /openapi.json`` are served without authentication."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from ember.api.app import CTX
+from ember.api.app import CTX, Caller
 from ember.contract.errors import AccessDeniedException
 from ember.store import accounts
 
@@ -164,8 +164,9 @@ async def current_session(request: web.Request) -> ConsoleSession:
     return session
 
 
-async def console_account(request: web.Request) -> str | None:
-    """The account of the request's console session, for ``authenticate``; None if it has no console cookie.
+async def console_account(request: web.Request) -> Caller | None:
+    """The account and access key of the request's console session, for ``authenticate``; None if it has no console
+    cookie.
 
     A request with the cookie but no live session, or without the session's token in ``X-Ember-Csrf`` (required
     on every method, reads included: one rule, no list of safe routes to keep right), is AccessDeniedException.
@@ -179,4 +180,4 @@ async def console_account(request: web.Request) -> str | None:
             "(GET /console/session returns it)"
         )
     await _check_key(request, session)
-    return session.account_id
+    return Caller(session.account_id, session.access_key_id)

@@ -205,11 +205,16 @@ def test_build_run_call_suspend_resume_logs_shell_terminate(serve: ServerThread,
         page.wait_for_selector("#stat-count-live:text('1')", timeout=UI_TIMEOUT_MS)
         assert page.inner_text("#access-key-id") == creds.access_key_id
         assert creds.secret_access_key not in page.content()
+        page.wait_for_selector("#quotas [data-quota='microvms'] [data-used='1']", timeout=UI_TIMEOUT_MS)
+        assert page.query_selector("#quotas [data-quota='allocatedMemoryMiB'] svg.quota-bar") is not None
+        assert page.query_selector("#quotas [data-quota='runMicrovmCallsPerSecond']") is not None
         screenshot(page, "account")
         page.click("[data-nav='metrics']")
         page.wait_for_selector("#states-chart svg [data-series='RUNNING']", timeout=UI_TIMEOUT_MS)
         launches = page.inner_text("[data-latency='launchSeconds'] td:nth-child(2)")
         assert int(launches) >= 1
+        resumes = page.inner_text("[data-latency='resumeSeconds'] td:nth-child(2)")
+        assert int(resumes) >= 1
         screenshot(page, "metrics")
 
         # Terminate from the detail page.

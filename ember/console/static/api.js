@@ -192,6 +192,9 @@ export const microvms = {
 /** The server's own measurements over the last ``windowSeconds``. */
 export const metrics = (windowSeconds) => call("GET", "/ember/metrics", {query: {windowSeconds}});
 
+/** The caller's account: {accountId, accessKeyId, quotas: {name: {value, unit, quotaCode, …}}, usage}. */
+export const account = () => call("GET", "/ember/account");
+
 /** Upload a zip (Blob) as a code artifact; resolves to the URI for codeArtifact.uri. */
 export async function uploadArtifact(blob) {
   const digest = await sha256Hex(blob);

@@ -1,22 +1,32 @@
-// Account: who is signed in (account id, access key id; never the secret), the session, and usage counted from
-// the list operations (the API has no usage or quota operation; limits are server settings and RunMicrovm
-// answers ServiceQuotaExceededException when one would be passed).
+// Account: who is signed in (account id, access key id; never the secret), the session, the account's quotas
+// with how much of each is used, and its usage: all from GET /ember/account (the server's quota settings and its
+// own counts for this account, the same counts its ServiceQuotaExceededException refusals use).
 
-import {currentSession, images, microvms, signOut} from "../api.js";
-import {arnName, badge, card, errorLine, facts, fill, fmtTime, h, poll, showError, table, toEpoch} from "../util.js";
+import {account, currentSession, signOut} from "../api.js";
+import {badge, card, drawIfChanged, errorLine, facts, fmtBytes, fmtTime, h, poll, showError, table, toEpoch}
+  from "../util.js";
 import {STATES} from "./microvms.js";
 
 const POLL_MS = 5000;
-const DEFAULT_MEMORY_MIB = 512;
+const WARN_RATIO = 0.7;
+const FULL_RATIO = 0.9;
+// Quotas by the names the API's refusals use; a name not listed here is still shown, under its own name.
+const QUOTAS = {
+  microvms: {label: "MicroVMs not terminated", fmt: String},
+  allocatedMemoryMiB: {label: "Allocated memory", fmt: fmtMiB},
+  images: {label: "Images", fmt: String},
+  runMicrovmCallsPerSecond: {label: "RunMicrovm calls per second", fmt: String},
+  runMicrovmBurst: {label: "RunMicrovm burst", fmt: String},
+};
 
 /** The account page. */
 export function render(el) {
   document.title = "Account · Ember";
   const s = currentSession();
   const usage = h("div", {id: "usage"}, h("p", {class: "muted"}, "Counting…"));
-  const quotas = h("div", {id: "quotas"});
+  const byState = h("div", {id: "by-state"}, h("p", {class: "muted"}, "Counting…"));
+  const quotas = h("div", {id: "quotas"}, h("p", {class: "muted"}, "Reading the quotas…"));
   const error = errorLine("");
-  const memoryOf = new Map(); // "image/version" → MiB
 
   el.append(
     h("header", {class: "page-head"}, h("h1", {}, "Account")),
@@ -36,64 +46,86 @@ export function render(el) {
           location.hash = "#/login";
         }}, "Sign out"),
       ]),
-      card("Quotas", quotas)),
+      card("MicroVMs by state", byState)),
+    card("Quotas", quotas),
     card("Usage", usage));
 
-  fill(quotas, quotaView(s.quotas));
-
   const stop = poll(async () => {
-    const [vms, imgs] = await Promise.all([microvms.list(), images.list()]);
-    const versionLists = await Promise.all(imgs.map((im) => images.versions(im.name).catch(() => [])));
-    for (const [i, versions] of versionLists.entries()) {
-      for (const v of versions) {
-        const mib = v.resources && v.resources[0] ? v.resources[0].minimumMemoryInMiB : DEFAULT_MEMORY_MIB;
-        memoryOf.set(`${imgs[i].name}/${v.imageVersion}`, mib);
-      }
-    }
-    const byState = Object.fromEntries(STATES.map((st) => [st, 0]));
-    let memory = 0;
-    for (const vm of vms) {
-      byState[vm.state]++;
-      if (vm.state !== "TERMINATED") {
-        memory += memoryOf.get(`${arnName(vm.imageArn)}/${vm.imageVersion}`) || DEFAULT_MEMORY_MIB;
-      }
-    }
-    const live = vms.length - byState.TERMINATED;
-    const versions = versionLists.reduce((n, list) => n + list.length, 0);
-    const building = versionLists.flat().filter((v) => v.state === "PENDING" || v.state === "IN_PROGRESS").length;
+    const doc = await account();
     showError(error, "");
-    fill(usage,
-      h("div", {class: "stats"},
-        stat("MicroVMs not terminated", live, "count-live"),
-        stat("Memory they hold", memory >= 1024 ? `${(memory / 1024).toFixed(1)} GiB` : `${memory} MiB`, "memory"),
-        stat("Images", imgs.length, "count-images"),
-        stat("Image versions", versions, "count-versions"),
-        stat("Builds in progress", building, "count-building")),
-      table([{label: "State"}, {label: "MicroVMs", cls: "num"}],
-        STATES.map((st) => h("tr", {}, h("td", {}, badge(st)), h("td", {class: "num"}, String(byState[st]))))),
-      h("p", {class: "muted small"}, "SUSPENDED MicroVMs hold their memory and count against capacity until ",
-        "they are terminated."));
-  }, POLL_MS, (err) => showError(error, err.message));
+    drawIfChanged(quotas, [doc.quotas, doc.usage], () => quotaView(doc.quotas || {}, doc.usage || {}));
+    drawIfChanged(usage, doc.usage, () => usageView(doc.usage || {}));
+    drawIfChanged(byState, doc.usage, () => stateView(doc.usage || {}));
+  }, POLL_MS, (err) => showError(error, `Could not read the account: ${err.message}`));
   return stop;
+}
+
+function fmtMiB(mib) {
+  return mib >= 1024 ? `${(mib / 1024).toFixed(mib % 1024 ? 1 : 0)} GiB` : `${mib} MiB`;
+}
+
+/** A horizontal bar of used / limit (SVG: the CSP allows no inline style), coloured as it fills up. */
+function usageBar(used, limit) {
+  const ratio = limit > 0 ? Math.min(1, used / limit) : 1;
+  const tone = ratio >= FULL_RATIO ? "red" : ratio >= WARN_RATIO ? "amber" : "green";
+  return h("svg", {class: "quota-bar", viewBox: "0 0 100 8", preserveAspectRatio: "none", role: "img",
+    "aria-label": `${Math.round(ratio * 100)}% used`},
+  h("rect", {class: "quota-track", x: 0, y: 0, width: 100, height: 8, rx: 2}),
+  h("rect", {class: `fill-${tone}`, x: 0, y: 0, width: (ratio * 100).toFixed(2), height: 8, rx: 2}));
+}
+
+function quotaView(quotas, usage) {
+  const rows = Object.entries(quotas).map(([name, q]) => {
+    const known = QUOTAS[name] || {label: name, fmt: String};
+    const used = usage[name];
+    const hasUsage = typeof used === "number";
+    return h("tr", {"data-quota": name},
+      h("td", {}, h("div", {class: "strong"}, known.label), h("div", {class: "muted small"}, q.description)),
+      h("td", {class: "num nowrap", "data-used": hasUsage ? used : null},
+        hasUsage ? `${known.fmt(used)} / ${known.fmt(q.value)}` : known.fmt(q.value)),
+      h("td", {class: "quota-usage"}, hasUsage
+        ? h("div", {class: "quota-meter"}, usageBar(used, q.value),
+          h("span", {class: "muted small num"}, `${q.value > 0 ? Math.round((used / q.value) * 100) : 100}%`))
+        : h("span", {class: "muted small"}, "a rate: nothing is held")),
+      h("td", {class: "small"}, h("code", {}, q.error), h("div", {class: "muted mono"}, q.quotaCode)));
+  });
+  return [
+    table([{label: "Quota"}, {label: "Used / limit", cls: "num"}, {label: "Usage"}, {label: "Beyond it"}], rows,
+      "This server reports no quotas."),
+    h("p", {class: "muted small"}, "Limits are settings of the server. A call that would pass one is refused with ",
+      "the error shown, carrying the quota code."),
+  ];
+}
+
+function usageView(usage) {
+  const storage = usage.storageBytes || {};
+  return [
+    h("div", {class: "stats"},
+      stat("MicroVMs not terminated", usage.microvms ?? 0, "count-live"),
+      stat("Memory they hold", fmtMiB(usage.allocatedMemoryMiB ?? 0), "memory"),
+      stat("Images", usage.images ?? 0, "count-images"),
+      stat("Image versions", usage.imageVersions ?? 0, "count-versions"),
+      stat("Builds in progress", usage.buildsInProgress ?? 0, "count-building"),
+      stat("Image snapshots", fmtBytes(storage.imageSnapshots ?? 0), "snapshot-bytes"),
+      stat("Uploaded code", fmtBytes(storage.uploadedArtifacts ?? 0), "upload-bytes")),
+    h("p", {class: "muted small"}, "Counted by the server for this account only. Storage is what is cheaply known: ",
+      "image snapshots as their builds recorded them and uploaded zips; suspended MicroVMs' snapshots are not ",
+      "included."),
+  ];
+}
+
+function stateView(usage) {
+  const byState = usage.microvmsByState || {};
+  return [
+    table([{label: "State"}, {label: "MicroVMs", cls: "num"}],
+      STATES.map((st) => h("tr", {"data-state-count": st}, h("td", {}, badge(st)),
+        h("td", {class: "num"}, String(byState[st] || 0))))),
+    h("p", {class: "muted small"}, "SUSPENDED MicroVMs hold their memory and count against the quotas until ",
+      "they are terminated."),
+  ];
 }
 
 function stat(label, value, id) {
   return h("div", {class: "stat"}, h("div", {class: "stat-value", id: `stat-${id}`}, String(value)),
     h("div", {class: "stat-label"}, label));
-}
-
-function quotaView(quotas) {
-  if (quotas && typeof quotas === "object") {
-    return table([{label: "Quota"}, {label: "Limit", cls: "num"}],
-      Object.entries(quotas).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {class: "num"}, String(v)))));
-  }
-  return [
-    h("p", {}, "Limits are settings of the server, not exposed by the API:"),
-    h("ul", {class: "plain"},
-      h("li", {}, "MicroVMs not terminated and the memory they hold: RunMicrovm answers ",
-        h("code", {}, "ServiceQuotaExceededException"), " (402) beyond them."),
-      h("li", {}, "RunMicrovm calls per second: ", h("code", {}, "ThrottlingException"), " (429) with ",
-        h("code", {}, "Retry-After"), " beyond it."),
-      h("li", {}, "Per VM: 128–32768 MiB of memory, up to 8 hours (suspended time counts), tokens of 1–60 minutes.")),
-  ];
 }
