@@ -376,6 +376,17 @@ def _cover_point(path: Path) -> Path:
     return path
 
 
+def _spelled(path: Path) -> Path:
+    """``path`` made absolute as QEMU will open it: symlinks are kept, the bind goes where QEMU looks."""
+    return Path(os.path.abspath(path))
+
+
+def _traversable(path: Path) -> bool:
+    """Whether any uid reaches ``path``, both as spelled and through the symlinks in it."""
+    chains = (path, *path.parents, *(real := path.resolve(), *real.parents))
+    return all(p.stat().st_mode & 0o001 for p in chains)
+
+
 def _outermost(paths: list[Path]) -> tuple[Path, ...]:
     out: list[Path] = []
     for p in sorted({_cover_point(p) for p in paths if p.is_dir()}, key=lambda x: len(x.parts)):
@@ -400,18 +411,18 @@ def plan(spec: MachineSpec, workdir: Path, sockdir: Path, *, data_roots: tuple[P
     if not conf.root:
         return Jail(name, None, None, (), (), None, False, None, rlimits, (), False, die_with_parent)
     uid, gid = vmm_uid(workdir), VMM_GID
-    workdir = workdir.resolve()
+    workdir = _spelled(workdir)
     prepare_file(workdir, uid, gid, 0o700)
     prepare_file(sockdir, uid, gid, 0o700)
     for entry in workdir.iterdir():
         if entry.name not in ("qemu.log", "qemu.argv", "qemu.pid", "vm.json", "vmm.uid"):
             os.chown(entry, uid, gid)
-    visible = [Visible(workdir, True), Visible(sockdir.resolve(), True)]
+    visible = [Visible(workdir, True), Visible(_spelled(sockdir), True)]
     for path in (spec.kernel, spec.initrd):
         _readable(path)
-        visible.append(Visible(path.resolve(), False))
+        visible.append(Visible(_spelled(path), False))
     for drive in spec.drives:
-        path = drive.path.resolve()
+        path = _spelled(drive.path)
         if drive.read_only:
             _readable(path)
         else:
@@ -419,12 +430,12 @@ def plan(spec: MachineSpec, workdir: Path, sockdir: Path, *, data_roots: tuple[P
         visible.append(Visible(path, not drive.read_only))
         layer = qcow2_backing(path)
         while layer is not None:
-            layer = layer.resolve()
+            layer = _spelled(layer)
             _readable(layer)
             visible.append(Visible(layer, False))
             layer = qcow2_backing(layer)
     if spec.ram_path is not None:
-        ram = spec.ram_path.resolve()
+        ram = _spelled(spec.ram_path)
         if spec.ram_shared:
             prepare_file(ram, uid, gid, 0o600)
         else:
@@ -432,7 +443,10 @@ def plan(spec: MachineSpec, workdir: Path, sockdir: Path, *, data_roots: tuple[P
             # VMM group may open it, and only the VMs cloned from this image ever see it (mount namespace).
             prepare_file(ram, None, gid, 0o660)
         visible.append(Visible(ram, True))
-    hidden = _outermost([*(r.resolve() for r in data_roots), workdir.parent, sockdir.resolve().parent])
+    hidden = _outermost([*(_spelled(r) for r in data_roots), workdir.parent, _spelled(sockdir).parent,
+                         # A file behind a directory others cannot traverse (a kit under /root) needs a cover
+                         # there too, through which it is bound back.
+                         *(_cover_point(v.path.parent) for v in visible if not _traversable(v.path.parent))])
     if not conf.namespaces:
         hidden = ()
     keep = [v for v in visible if any(v.path.is_relative_to(h) for h in hidden)]

@@ -199,3 +199,24 @@ def test_the_jailed_process_joins_the_vms_cgroups(tmp_path: Path) -> None:
 
 def test_visible_is_hashable_for_deduplication() -> None:
     assert len({Visible(Path("/a"), True), Visible(Path("/a"), True)}) == 1
+
+
+@root_only
+def test_files_behind_a_symlink_into_a_closed_directory_are_bound_where_qemu_looks(tmp_path: Path) -> None:
+    """A kit symlinked from $EMBER_HOME into a 0700 directory (as tests and shared kits do)."""
+    if not jail.confinement().namespaces:
+        pytest.skip("no mount namespaces on this host")
+    spec, workdir, sockdir = spec_for(tmp_path)
+    closed = Path(tempfile.mkdtemp(dir="/tmp"))  # 0700, outside every covered root
+    try:
+        kit = tmp_path / "home" / "kit"
+        shutil.move(kit, closed / "kit")
+        kit.symlink_to(closed / "kit")
+        cell = jail.plan(spec, workdir, sockdir, data_roots=(tmp_path / "home",))
+        try:
+            seen = run_jailed(cell, "cat", str(kit / "vmlinuz"))
+            assert seen.returncode == 0 and seen.stdout == "k", seen.stderr
+        finally:
+            cell.release()
+    finally:
+        shutil.rmtree(closed)
