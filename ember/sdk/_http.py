@@ -169,6 +169,15 @@ class _Base:
             return backoff(attempt)
         return None
 
+    def delay_or_raise(self, op: Operation[Any], attempt: int, exc: ApiError | httpx.HTTPError, url: str) -> float:
+        """How long to wait before trying ``op`` again; raises the error the caller sees when it is final."""
+        delay = self.retry_delay(op, attempt, exc)
+        if delay is not None:
+            return delay
+        if isinstance(exc, httpx.HTTPError):
+            raise self.connection_failed(exc, url) from None
+        raise exc
+
     def connection_failed(self, exc: httpx.HTTPError, url: str) -> ConnectionFailed:
         if isinstance(exc, httpx.ConnectError):
             return ConnectionFailed(f"cannot reach the Ember API at {self.endpoint} ({exc}); is `ember serve` "
@@ -198,11 +207,7 @@ class SyncTransport(_Base):
                 response = self.http.request(op.method, url, headers=headers, content=content)
                 return self.decode(op, response)
             except (ApiError, httpx.HTTPError) as exc:
-                delay = self.retry_delay(op, attempt, exc)
-                if delay is None:
-                    if isinstance(exc, httpx.HTTPError):
-                        raise self.connection_failed(exc, url) from None
-                    raise
+                delay = self.delay_or_raise(op, attempt, exc, url)
             time.sleep(delay)
             attempt += 1
 
@@ -216,11 +221,7 @@ class SyncTransport(_Base):
                                              content=read_chunks(path, size, on_progress))
                 return self.decode_upload(response)
             except (ApiError, httpx.HTTPError) as exc:
-                delay = self.retry_delay(UPLOAD_OP, attempt, exc)
-                if delay is None:
-                    if isinstance(exc, httpx.HTTPError):
-                        raise self.connection_failed(exc, url) from None
-                    raise
+                delay = self.delay_or_raise(UPLOAD_OP, attempt, exc, url)
             time.sleep(delay)
             attempt += 1
 
@@ -261,11 +262,7 @@ class AsyncTransport(_Base):
                 response = await self.http.request(op.method, url, headers=headers, content=content)
                 return self.decode(op, response)
             except (ApiError, httpx.HTTPError) as exc:
-                delay = self.retry_delay(op, attempt, exc)
-                if delay is None:
-                    if isinstance(exc, httpx.HTTPError):
-                        raise self.connection_failed(exc, url) from None
-                    raise
+                delay = self.delay_or_raise(op, attempt, exc, url)
             await asyncio.sleep(delay)
             attempt += 1
 
@@ -279,11 +276,7 @@ class AsyncTransport(_Base):
                                                    content=_aiter(read_chunks(path, size, on_progress)))
                 return self.decode_upload(response)
             except (ApiError, httpx.HTTPError) as exc:
-                delay = self.retry_delay(UPLOAD_OP, attempt, exc)
-                if delay is None:
-                    if isinstance(exc, httpx.HTTPError):
-                        raise self.connection_failed(exc, url) from None
-                    raise
+                delay = self.delay_or_raise(UPLOAD_OP, attempt, exc, url)
             await asyncio.sleep(delay)
             attempt += 1
 
