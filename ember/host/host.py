@@ -25,7 +25,7 @@ from typing import Any
 from ember.contract.arns import new_microvm_id
 from ember.errors import AgentError, HostError, NotFound, StateConflict, VmExited
 from ember.settings import ember_home
-from ember.vmm import Drive, MachineSpec
+from ember.vmm import Drive, MachineSpec, jail
 from ember.vmm.accel import choose_accel, host_tsc_khz, tcg_cmdline
 from ember.vmm.qemu import QemuDriver, QemuMachine
 
@@ -224,7 +224,8 @@ class Host:
             spec = MachineSpec(
                 kernel=kit.kernel, initrd=kit.initrd, memory_mib=memory_mib, vcpus=vcpus,
                 accel=self.accel.accel, cmdline=self._cmdline(), tsc_khz=self.tsc_khz,
-                drives=(Drive(kit.runtime_disk, "raw", read_only=True), Drive(vmdir / "disk.qcow2")),
+                drives=(Drive(kit.runtime_disk, "raw", read_only=True),
+                        Drive(vmdir / "disk.qcow2", backing=rootfs.resolve())),
                 ram_path=vmdir / "ram", ram_shared=True, **await machine_network(egress))
             vm = VM(vm_id, vmdir, spec)
             machine = await self.driver.boot(spec, vmdir)
@@ -257,6 +258,7 @@ class Host:
             raise
         await self._stop_machine(vm, graceful=True)
         vm.state = "snapshotted"
+        _check_backing(vm, vm.dir / "disk.qcow2")
         os.replace(vm.dir / "ram", tmpdir / "mem")
         os.replace(vm.dir / "disk.qcow2", tmpdir / "disk.qcow2")
         # Clones map the memory and read the disk; neither may change while one lives, nor stay owned
@@ -287,7 +289,7 @@ class Host:
         try:
             await asyncio.to_thread(disks.create_overlay, image.disk, vmdir / "disk.qcow2")
             runtime = image.spec.drives[0]
-            spec = image.spec.with_storage(drives=(runtime, Drive(vmdir / "disk.qcow2")),
+            spec = image.spec.with_storage(drives=(runtime, Drive(vmdir / "disk.qcow2", backing=image.disk.resolve())),
                                            ram_path=image.memory, ram_shared=False)
             spec = replace(spec, **await machine_network(egress))
             vm = VM(vm_id, vmdir, spec)
@@ -393,6 +395,7 @@ class Host:
         vm.require_agent()
         await self._stop_machine(vm, graceful=True)
         dest.parent.mkdir(parents=True, exist_ok=True)
+        _check_backing(vm, vm.dir / "disk.qcow2")
         os.replace(vm.dir / "disk.qcow2", dest)
         _freeze(dest, 0o444)
         vm.state = "frozen"
@@ -433,9 +436,22 @@ class Host:
 
 
 def _freeze(path: Path, mode: int) -> None:
-    if os.geteuid() == 0:
-        os.chown(path, 0, 0)
-    os.chmod(path, mode)
+    """Make a VM's file a frozen layer: owned by root (not by the uid its VMM had), read-only."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if os.geteuid() == 0:
+            os.fchown(fd, 0, 0)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def _check_backing(vm: VM, disk: Path) -> None:
+    """A disk's header was writable by its VMM: before it becomes a layer others read, it must still name
+    the backing file the host gave it (else a clone would read whatever file the header chose)."""
+    drive = vm.spec.drives[-1]
+    if drive.backing is not None and jail.qcow2_backing(disk) != drive.backing:
+        raise HostError(f"the disk of VM {vm.id} names a backing file Ember did not give it; refusing to freeze it")
 
 
 def _tail(path: Path, limit: int = 1500) -> str:

@@ -30,6 +30,9 @@ class Drive:
     path: Path
     format: Literal["raw", "qcow2"] = "qcow2"
     read_only: bool = False
+    # The backing file the host gave a writable qcow2 overlay when it made it. The header's own copy is
+    # writable by the VMM, so the jail binds what this says, and refuses a header that says otherwise.
+    backing: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ class MachineSpec:
 
     def to_json(self) -> str:
         data = asdict(self)
-        data["drives"] = [{**d, "path": str(d["path"])} for d in data["drives"]]
+        data["drives"] = [{**d, "path": str(d["path"]), "backing": str(d["backing"]) if d["backing"] else None}
+                          for d in data["drives"]]
         for k in ("kernel", "initrd", "ram_path"):
             data[k] = str(data[k]) if data[k] is not None else None
         return json.dumps(data, indent=2)
@@ -73,7 +77,8 @@ class MachineSpec:
     @classmethod
     def from_json(cls, text: str) -> MachineSpec:
         data = json.loads(text)
-        drives = tuple(Drive(Path(d["path"]), d["format"], d["read_only"]) for d in data.pop("drives"))
+        drives = tuple(Drive(Path(d["path"]), d["format"], d["read_only"],
+                             Path(d["backing"]) if d.get("backing") else None) for d in data.pop("drives"))
         return cls(**{**data, "drives": drives, "kernel": Path(data["kernel"]),
                       "initrd": Path(data["initrd"]), "ram_path": Path(data["ram_path"]) if data["ram_path"] else None})
 

@@ -33,13 +33,15 @@ import logging
 import os
 import resource
 import signal
+import stat
+import threading
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 from ember.errors import VmmStartError
 
-from . import MachineSpec
+from . import Drive, MachineSpec
 
 log = logging.getLogger(__name__)
 
@@ -116,21 +118,29 @@ def confinement() -> Confinement:
     return found
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
+class _Libc:
+    """libc's functions, looked up once in the parent: a lookup (dlsym) in the forked child of a threaded
+    process could wait forever for a loader lock another thread held at fork time."""
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.unshare, self.mount, self.setns, self.prctl = libc.unshare, libc.mount, libc.setns, libc.prctl
+
+
+_LIBC = _Libc()
 
 
 def _probe_namespaces() -> bool:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
-        os._exit(0 if _libc().unshare(_CLONE_NEWNS | _CLONE_NEWNET) == 0 else 1)
+        os._exit(0 if _LIBC.unshare(_CLONE_NEWNS | _CLONE_NEWNET) == 0 else 1)
     return os.waitpid(pid, 0)[1] == 0
 
 
 def _probe_hidepid() -> bool:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
-        libc = _libc()
+        libc = _LIBC
         ok = libc.unshare(_CLONE_NEWNS) == 0 and libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) == 0
         ok = ok and libc.mount(b"proc", b"/proc", b"proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
                                b"hidepid=invisible") == 0
@@ -153,25 +163,37 @@ def _cgroup_version() -> str | None:
     return None
 
 
+_UID_LOCK = threading.Lock()
+
+
 def vmm_uid(workdir: Path) -> int:
-    """The uid of the VMM of ``workdir``: stable across restarts, distinct between the VMs of a host."""
+    """The uid of the VMM of ``workdir``: stable across restarts, distinct between the VMs of a host.
+
+    Recorded in ``workdir/vmm.uid``, a root-owned file in a root-owned directory (the VMM cannot change
+    it); allocations in this process are serialised, so two VMs starting at once never share a uid.
+    """
     recorded = workdir / "vmm.uid"
-    try:
-        return int(recorded.read_text())
-    except (OSError, ValueError):
-        pass
-    used = set()
-    for other in workdir.parent.glob("*/vmm.uid"):
+    with _UID_LOCK:
         try:
-            used.add(int(other.read_text()))
+            uid = int(recorded.read_text())
         except (OSError, ValueError):
-            continue
-    slot = int.from_bytes(hashlib.sha256(str(workdir.resolve()).encode()).digest()[:8], "big") % UID_SLOTS
-    while UID_BASE + 1 + slot in used:
-        slot = (slot + 1) % UID_SLOTS
-    uid = UID_BASE + 1 + slot
-    recorded.write_text(str(uid))
-    return uid
+            uid = None
+        if uid is not None:
+            if not UID_BASE < uid <= UID_BASE + UID_SLOTS:
+                raise VmmStartError(f"{recorded} holds {uid}, outside the VMM uid range; remove the file")
+            return uid
+        used = set()
+        for other in workdir.parent.glob("*/vmm.uid"):
+            try:
+                used.add(int(other.read_text()))
+            except (OSError, ValueError):
+                continue
+        slot = int.from_bytes(hashlib.sha256(str(workdir.resolve()).encode()).digest()[:8], "big") % UID_SLOTS
+        while UID_BASE + 1 + slot in used:
+            slot = (slot + 1) % UID_SLOTS
+        uid = UID_BASE + 1 + slot
+        recorded.write_text(str(uid))
+        return uid
 
 
 @dataclass(frozen=True)
@@ -216,7 +238,7 @@ class Jail:
             raise
 
     def _enter(self) -> None:
-        libc = _libc()
+        libc = _LIBC
 
         def check(rc: int, what: str) -> None:
             if rc != 0:
@@ -357,11 +379,46 @@ def disk_size(path: Path) -> int:
     return path.stat().st_size
 
 
+def _own(path: Path, uid: int | None, gid: int | None, mode: int) -> None:
+    """Give ``path`` to ``uid``/``gid`` with ``mode``, refusing a symlink (it could lead anywhere)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_DIRECTORY if path.is_dir() else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise VmmStartError(f"cannot prepare {path} for the VMM: {exc.strerror}") from exc
+    try:
+        if not (stat.S_ISREG(os.fstat(fd).st_mode) or stat.S_ISDIR(os.fstat(fd).st_mode)):
+            raise VmmStartError(f"{path} is not a regular file or directory")
+        os.fchown(fd, uid if uid is not None else -1, gid if gid is not None else -1)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
 def _readable(path: Path) -> None:
     """Shared read-only VM files (kernel, runtime disk, frozen layers) must be readable by every VMM uid."""
-    mode = path.stat().st_mode
-    if not mode & 0o004:
-        os.chmod(path, (mode & 0o7777) | 0o044)
+    info = path.stat()
+    if not info.st_mode & 0o004:
+        if info.st_uid != 0 or not stat.S_ISREG(info.st_mode):
+            raise VmmStartError(f"{path} is not readable by VMMs and not root's to fix: make it world-readable")
+        os.chmod(path, (info.st_mode & 0o7777) | 0o044)
+
+
+def _backing_chain(drive: Drive, path: Path) -> list[Path]:
+    """The layers under ``drive``. A writable overlay's header is the VMM's to write: its first layer is
+    the one the host recorded, or it is refused; frozen layers below were checked when they froze."""
+    layers: list[Path] = []
+    layer = qcow2_backing(path)
+    if not drive.read_only and layer is not None and drive.backing is not None and _spelled(layer) != drive.backing:
+        raise VmmStartError(f"the header of {path} names backing file {layer}, not the {drive.backing} Ember gave it")
+    while layer is not None:
+        layer = _spelled(layer)
+        if layer in layers or len(layers) > 64:
+            raise VmmStartError(f"the backing chain of {path} loops or is too deep")
+        _readable(layer)
+        layers.append(layer)
+        layer = qcow2_backing(layer)
+    return layers
 
 
 def _cover_point(path: Path) -> Path:
@@ -412,11 +469,13 @@ def plan(spec: MachineSpec, workdir: Path, sockdir: Path, *, data_roots: tuple[P
         return Jail(name, None, None, (), (), None, False, None, rlimits, (), False, die_with_parent)
     uid, gid = vmm_uid(workdir), VMM_GID
     workdir = _spelled(workdir)
-    prepare_file(workdir, uid, gid, 0o700)
-    prepare_file(sockdir, uid, gid, 0o700)
-    for entry in workdir.iterdir():
-        if entry.name not in ("qemu.log", "qemu.argv", "qemu.pid", "vm.json", "vmm.uid"):
-            os.chown(entry, uid, gid)
+    # The work dir stays root's: a VMM may write its own files in it, never add, rename or replace one
+    # (the host later trusts what it reads there: records, the uid file, disk headers).
+    _own(workdir, 0, 0, 0o711)
+    _own(sockdir, uid, gid, 0o700)
+    console = workdir / "console.log"
+    console.touch()
+    _own(console, uid, gid, 0o600)
     visible = [Visible(workdir, True), Visible(_spelled(sockdir), True)]
     for path in (spec.kernel, spec.initrd):
         _readable(path)
@@ -426,22 +485,17 @@ def plan(spec: MachineSpec, workdir: Path, sockdir: Path, *, data_roots: tuple[P
         if drive.read_only:
             _readable(path)
         else:
-            prepare_file(path, uid, gid, 0o600)
+            _own(path, uid, gid, 0o600)
         visible.append(Visible(path, not drive.read_only))
-        layer = qcow2_backing(path)
-        while layer is not None:
-            layer = _spelled(layer)
-            _readable(layer)
-            visible.append(Visible(layer, False))
-            layer = qcow2_backing(layer)
+        visible += [Visible(layer, False) for layer in _backing_chain(drive, path)]
     if spec.ram_path is not None:
         ram = _spelled(spec.ram_path)
         if spec.ram_shared:
-            prepare_file(ram, uid, gid, 0o600)
+            _own(ram, uid, gid, 0o600)
         else:
             # QEMU 7.2 opens a privately mapped RAM file read-write (8.2's `rom=on` would not): the shared
             # VMM group may open it, and only the VMs cloned from this image ever see it (mount namespace).
-            prepare_file(ram, None, gid, 0o660)
+            _own(ram, None, gid, 0o660)
         visible.append(Visible(ram, True))
     hidden = _outermost([*(_spelled(r) for r in data_roots), workdir.parent, _spelled(sockdir).parent,
                          # A file behind a directory others cannot traverse (a kit under /root) needs a cover
@@ -464,12 +518,6 @@ def release_cgroups(name: str) -> None:
     """Remove the cgroups named ``name`` (a VMM adopted after a restart has no Jail object)."""
     Jail(name, None, None, (), (), None, False, None, {}, cgroup_dirs(name, confinement().cgroup), False,
          False).release()
-
-
-def prepare_file(path: Path, uid: int | None, gid: int | None, mode: int) -> None:
-    if uid is not None or gid is not None:
-        os.chown(path, uid if uid is not None else -1, gid if gid is not None else -1)
-    os.chmod(path, mode)
 
 
 def resolv_conf_for(netns: str) -> Path | None:

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -156,6 +157,8 @@ class QemuMachine:
         self._exit_status = await wait
         if self._jail_name is not None:
             jail.release_cgroups(self._jail_name)
+        # Nothing listens on the sockets any more; a later start makes the directory afresh.
+        shutil.rmtree(vm_socket_dir(self.workdir), ignore_errors=True)
         return self._exit_status
 
     # -- facts -----------------------------------------------------------
@@ -367,6 +370,9 @@ class QemuDriver:
             except subprocess.SubprocessError as exc:
                 cell.release()
                 raise VmmStartError(f"cannot confine the VMM: {_tail(workdir / 'qemu.log')}") from exc
+            except BaseException:
+                cell.release()
+                raise
         (workdir / "qemu.pid").write_text(str(proc.pid))
         machine = QemuMachine(proc.pid, workdir, spec, proc, jail_name=cell.name)
         try:

@@ -6,12 +6,14 @@ import dataclasses
 import os
 import resource
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from ember.errors import VmmStartError
 from ember.vmm import Drive, MachineSpec, jail
 from ember.vmm.jail import Confinement, Jail, Visible
 
@@ -107,7 +109,8 @@ def spec_for(tmp_path: Path) -> tuple[MachineSpec, Path, Path]:
     other.mkdir()
     (other / "disk.qcow2").write_bytes(b"secret of another VM")
     spec = MachineSpec(kernel=kit / "vmlinuz", initrd=kit / "initrd.img", memory_mib=256, vcpus=1, accel="tcg",
-                       drives=(Drive(runtime, "raw", read_only=True), Drive(overlay)), ram_path=image_mem,
+                       drives=(Drive(runtime, "raw", read_only=True), Drive(overlay, backing=base.resolve())),
+                       ram_path=image_mem,
                        ram_shared=False, cmdline="")
     sockdir = tmp_path / "run" / "abc"
     sockdir.mkdir(parents=True)
@@ -128,7 +131,10 @@ def test_plan_binds_only_the_vms_own_files(tmp_path: Path) -> None:
         assert bound[(home / "images" / "img" / "mem")] is True  # QEMU 7.2 opens it read-write
         assert not any(p.is_relative_to(home / "vms" / "mvm-2") for p in bound)
         assert cell.uid == jail.vmm_uid(workdir) and cell.gid == jail.VMM_GID
-        assert workdir.stat().st_uid == cell.uid and (workdir / "disk.qcow2").stat().st_uid == cell.uid
+        # The work dir stays root's (the VMM cannot add or swap files); its own files are the VMM's.
+        assert workdir.stat().st_uid == 0 and stat.S_IMODE(workdir.stat().st_mode) == 0o711
+        assert (workdir / "disk.qcow2").stat().st_uid == cell.uid
+        assert (workdir / "console.log").stat().st_uid == cell.uid
         assert (home / "images" / "img" / "mem").stat().st_gid == jail.VMM_GID
         assert cell.rlimits[resource.RLIMIT_CORE] == 0
         assert cell.rlimits[resource.RLIMIT_FSIZE] == (256 << 20) + jail.FSIZE_SLACK
@@ -220,3 +226,31 @@ def test_files_behind_a_symlink_into_a_closed_directory_are_bound_where_qemu_loo
             cell.release()
     finally:
         shutil.rmtree(closed)
+
+
+@root_only
+def test_a_disk_header_naming_another_backing_file_is_refused(tmp_path: Path) -> None:
+    """The overlay's header is the VMM's to write: an escaped VMM must not choose what its next start binds."""
+    spec, workdir, sockdir = spec_for(tmp_path)
+    secret = tmp_path / "home" / "vms" / "mvm-2" / "disk.qcow2"
+    subprocess.run(["qemu-img", "rebase", "-u", "-F", "raw", "-b", str(secret), str(workdir / "disk.qcow2")],
+                   check=True)
+    with pytest.raises(VmmStartError, match="names backing file"):
+        jail.plan(spec, workdir, sockdir, data_roots=(tmp_path / "home",))
+
+
+@root_only
+def test_a_symlink_where_the_vmm_owns_a_file_is_refused(tmp_path: Path) -> None:
+    spec, workdir, sockdir = spec_for(tmp_path)
+    victim = tmp_path / "host-file"
+    victim.write_text("root's")
+    (workdir / "console.log").symlink_to(victim)
+    with pytest.raises(VmmStartError):
+        jail.plan(spec, workdir, sockdir, data_roots=(tmp_path / "home",))
+    assert victim.stat().st_uid == 0
+
+
+def test_a_uid_file_outside_the_vmm_range_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "vmm.uid").write_text("0")
+    with pytest.raises(VmmStartError, match="outside the VMM uid range"):
+        jail.vmm_uid(tmp_path)
