@@ -21,7 +21,6 @@ the SDK only reads it and never creates one. Nothing here touches the network.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import urllib.parse
@@ -125,17 +124,6 @@ def gateway_scheme(scheme: str | None = None) -> str:
     return value
 
 
-def is_local(endpoint: str) -> bool:
-    """Whether ``endpoint`` is on this machine (a loopback address or ``localhost``)."""
-    host = urllib.parse.urlsplit(endpoint).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 __all__ = [
     "DEFAULT_ENDPOINT",
     "DEFAULT_REGION",
@@ -143,7 +131,6 @@ __all__ = [
     "Credentials",
     "ember_home",
     "gateway_scheme",
-    "is_local",
     "local_ca_bundle",
     "resolve_credentials",
     "resolve_endpoint",

@@ -48,12 +48,6 @@ def test_endpoint_and_region(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.resolve_region("us-west-2") == "us-west-2"
 
 
-def test_local_endpoints() -> None:
-    assert config.is_local("http://127.0.0.1:9180") and config.is_local("http://localhost:1")
-    assert config.is_local("http://[::1]:9180")
-    assert not config.is_local("https://ember.example.com") and not config.is_local("http://10.1.2.3:9180")
-
-
 def test_ca_bundle_is_found_under_the_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert config.local_ca_bundle(tmp_path) is None
     (tmp_path / "tls").mkdir()
