@@ -43,7 +43,7 @@ class FakeImageService:
         """Where the real service keeps a version's files."""
         return self.images_dir / image.account_id / image.name / version.version
 
-    def schedule(self, build_id: str, *, file_root: Path | None = None) -> None:
+    def schedule(self, build_id: str, *, file_root: Path | None) -> None:
         """Record the build (and the folder a file:// artifact was held to); finish it at once when ``auto_succeed``."""
         self.scheduled.append(build_id)
         self.file_roots[build_id] = file_root

@@ -1,7 +1,7 @@
 """The image-build service: runs each build in an owned background task and records the outcome.
 
 The API creates the image, version and build rows in one transaction, then calls
-``schedule(build_id)``. The task fetches and unpacks the artifact, plans the
+``schedule(build_id, file_root=…)``. The task fetches and unpacks the artifact, plans the
 Dockerfile, runs :class:`ember.images.builder.ImageBuilder`, streams the build
 log into the store, and moves the build (hence the version and the image) to
 SUCCESSFUL or FAILED with a ``stateReason`` that names the failing step.
@@ -108,11 +108,12 @@ class ImageService:
     def version_dir(self, image: Image, version: ImageVersion) -> Path:
         return self.images_dir / image.account_id / image.name / version.version
 
-    def schedule(self, build_id: str, *, file_root: Path | None = None) -> None:
+    def schedule(self, build_id: str, *, file_root: Path | None) -> None:
         """Start building ``build_id`` (already committed as PENDING) in the background.
 
         ``file_root``: a ``file://`` artifact must lie under this folder (the API passes the caller's own
-        upload folder); None lets it be any local file the server can read (library use, tests).
+        upload folder); None lets it be any local file the server can read (library use, tests). It has no
+        default on purpose: every caller states which files a build may read, so none opens the host's by omission.
         """
         if self._stopping or build_id in self._tasks:
             return

@@ -53,7 +53,7 @@ async def stack(host: Host, tmp_path_factory: pytest.TempPathFactory) -> AsyncIt
         version = versions.create_version(s, image, _config(zip_path))
         build = builds.create_build(s, version, architecture="X86_64", chipset="GENERIC", chipset_generation="tcg")
         build_id = build.build_id
-    service.schedule(build_id)
+    service.schedule(build_id, file_root=None)  # the test's own zip, a local path outside any upload folder
     await service.wait_idle()
     with store.read() as s:
         build = builds.find_build(s, build_id)
@@ -262,7 +262,7 @@ async def test_failing_run_hook_fails_the_launch_with_the_reason(stack, host: Ho
         version = versions.create_version(s, image, config)
         build_id = builds.create_build(s, version, architecture="X86_64", chipset="GENERIC",
                                        chipset_generation="tcg").build_id
-    service.schedule(build_id)
+    service.schedule(build_id, file_root=None)  # the test's own zip, a local path outside any upload folder
     await service.wait_idle()
     svc = MicrovmService(store, host, token_secret=SECRET)
     with store.write() as s:
