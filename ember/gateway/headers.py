@@ -4,7 +4,10 @@ Towards the app: Ember's own headers (``X-aws-proxy-*``) and any client-supplied
 are removed, so an app can tell platform hook calls (no request id) from proxied traffic; hop-by-hop
 headers are dropped and the body framing is restated (h11 re-frames the body, so a request carrying
 both ``Content-Length`` and ``Transfer-Encoding`` reaches the app with one unambiguous framing);
-``x-amzn-requestid``, ``X-Forwarded-For``/``-Proto``/``-Prefix`` are added. Towards the client:
+``x-amzn-requestid``, ``X-Forwarded-For``/``-Proto``/``-Prefix`` are added. The web console's credentials never
+reach a guest: its session cookie is cut out of ``Cookie`` (the app's own cookies stay) and its CSRF header is
+dropped; a browser sends the console's cookie to the gateway too when both share a host name, because cookies
+ignore ports. Towards the client:
 hop-by-hop headers and framing are dropped and h11 frames the response for the client's connection.
 """
 
@@ -18,6 +21,11 @@ GATEWAY_ONLY = frozenset({b"x-aws-proxy-auth", b"x-aws-proxy-port", b"x-aws-prox
                           b"x-amzn-requestid", b"x-forwarded-prefix"})
 """Request headers that belong to the gateway: never forwarded as the client sent them."""
 REQUEST_ID = b"x-amzn-requestid"
+CONSOLE_COOKIE = b"ember_console"
+"""The console's session cookie (``ember.console.sessions.COOKIE_NAME``; the gateway does not import the console)."""
+CONSOLE_ONLY = frozenset({b"x-ember-csrf"})
+"""Request headers of the console's session (``ember.console.sessions.CSRF_HEADER``): never forwarded."""
+COOKIE = b"cookie"
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -31,8 +39,12 @@ def to_app(headers: Headers, *, request_id: str, client_ip: str, scheme: str, pr
     forwarded_for: list[bytes] = []
     have_host = False
     for name, value in headers:
-        if name in HOP_BY_HOP or name in GATEWAY_ONLY or name in nominated:
+        if name in HOP_BY_HOP or name in GATEWAY_ONLY or name in CONSOLE_ONLY or name in nominated:
             continue
+        if name == COOKIE:
+            value = without_console_cookie(value)
+            if not value:
+                continue
         if name == b"content-length" and chunked:
             continue
         if name in (b"expect", b"sec-websocket-protocol"):
@@ -59,6 +71,13 @@ def to_app(headers: Headers, *, request_id: str, client_ip: str, scheme: str, pr
     if prefix:
         out.append((b"x-forwarded-prefix", prefix.encode("latin-1")))
     return out
+
+
+def without_console_cookie(value: bytes) -> bytes:
+    """A ``Cookie`` header value without the console's session cookie, the other cookies as sent (empty if none)."""
+    pairs = [pair.strip(b" \t") for pair in value.split(b";")]
+    kept = [pair for pair in pairs if pair and pair.split(b"=", 1)[0].strip(b" \t") != CONSOLE_COOKIE]
+    return b"; ".join(kept)
 
 
 def to_client(headers: Headers, request_id: str) -> Headers:

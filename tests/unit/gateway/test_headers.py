@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ember.gateway.headers import switching_to_client, to_app, to_client
+from ember.console import sessions
+from ember.gateway.headers import CONSOLE_COOKIE, CONSOLE_ONLY, switching_to_client, to_app, to_client
 
 
 def names(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
@@ -53,3 +54,35 @@ def test_switching_adds_the_marker_only_when_the_app_chose_no_subprotocol() -> N
     chose = switching_to_client([(b"sec-websocket-protocol", b"chat")], "r", add_marker=True)
     assert [v for k, v in chose if k == b"sec-websocket-protocol"] == [b"chat"]
     assert b"sec-websocket-protocol" not in names(switching_to_client([], "r", add_marker=False))
+
+
+def forwarded_cookies(*values: bytes) -> list[bytes]:
+    sent = [(b"host", b"h")] + [(b"cookie", v) for v in values]
+    out = to_app(sent, request_id="r", client_ip="c", scheme="http", prefix="", upgrade=False, app_subprotocols=[])
+    return [v for k, v in out if k == b"cookie"]
+
+
+def test_the_console_session_cookie_is_cut_out_and_the_apps_cookies_kept() -> None:
+    assert forwarded_cookies(b"theme=dark; ember_console=s3cr3t; cart=42") == [b"theme=dark; cart=42"]
+    assert forwarded_cookies(b"ember_console=s3cr3t;theme=dark") == [b"theme=dark"]
+    assert forwarded_cookies(b"a=1", b" ember_console = s3cr3t ; b=2") == [b"a=1", b"b=2"]
+    # Names are compared exactly: a cookie that only resembles the console's is the app's own.
+    assert forwarded_cookies(b"ember_console_pref=1; Ember_Console=2") == [b"ember_console_pref=1; Ember_Console=2"]
+    assert forwarded_cookies(b"x=ember_console=1") == [b"x=ember_console=1"]
+
+
+def test_a_cookie_header_holding_only_the_console_cookie_is_dropped() -> None:
+    assert forwarded_cookies(b"ember_console=s3cr3t") == []
+    assert forwarded_cookies(b"ember_console=a; ember_console=b;") == []
+    assert forwarded_cookies(b"ember_console") == []
+
+
+def test_the_console_csrf_header_never_reaches_the_app() -> None:
+    sent = [(b"host", b"h"), (b"x-ember-csrf", b"token"), (b"accept", b"*/*")]
+    out = to_app(sent, request_id="r", client_ip="c", scheme="http", prefix="", upgrade=True, app_subprotocols=[])
+    assert b"x-ember-csrf" not in names(out) and (b"accept", b"*/*") in out
+
+
+def test_the_console_names_are_the_consoles() -> None:
+    assert CONSOLE_COOKIE.decode() == sessions.COOKIE_NAME
+    assert sessions.CSRF_HEADER.lower().encode() in CONSOLE_ONLY

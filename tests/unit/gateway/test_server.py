@@ -68,6 +68,20 @@ async def test_request_reaches_the_app_with_prefix_stripped_and_ember_headers_re
     assert response.headers["x-amzn-requestid"] == app_headers["x-amzn-requestid"]
 
 
+async def test_the_console_session_never_reaches_the_app(
+        gateway: Gateway, backend: FakeBackend, add_vm: AddVm, client_ssl: ssl.SSLContext, http_app: HttpApp) -> None:
+    # A browser signed in to the console on the same host name sends its cookie to the gateway's port too.
+    vm = add_vm()
+    headers = {**auth(backend, vm), "Cookie": "theme=dark; ember_console=s3cr3t", "X-Ember-Csrf": "csrf"}
+    response = await get(client_ssl, f"{base_url(gateway, vm)}/", headers)
+    assert response.status_code == 200
+    app_headers = dict(response.json()["headers"])
+    assert app_headers["cookie"] == "theme=dark"
+    assert "x-ember-csrf" not in app_headers
+    response = await get(client_ssl, f"{base_url(gateway, vm)}/", {**auth(backend, vm), "Cookie": "ember_console=s"})
+    assert "cookie" not in dict(response.json()["headers"])
+
+
 async def test_host_routing_with_a_wildcard_domain(start_gateway: GatewayFactory, backend: FakeBackend,
                                                    add_vm: AddVm, client_ssl: ssl.SSLContext) -> None:
     gateway = await start_gateway(domain="gw.test")
