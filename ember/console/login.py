@@ -8,7 +8,8 @@
 
 ``SessionInfo`` is ``{"accountId", "accessKeyId", "csrfToken", "expiresAt"}`` (``expiresAt`` ISO 8601, UTC).
 A refused key pair is AccessDeniedException whatever half was wrong; failed sign-ins are throttled per remote
-address (``throttle``). Errors have the API's shape (``ember.api.errors.error_response``).
+address (an IPv6 one by its /64) and per access key id (``throttle``). Errors have the API's shape
+(``ember.api.errors.error_response``).
 """
 
 from __future__ import annotations
@@ -74,8 +75,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     _, body = await read_json_body(request)
     wanted = parse_request(SignInRequest, body)
     throttle = request.app[THROTTLE]
-    address = request.remote or "unknown"
-    stamp = throttle.begin(address)
+    attempt = throttle.begin(request.remote or "unknown", wanted.accessKeyId)
 
     def lookup(db: Session) -> tuple[bytes, str] | None:
         key = accounts.find_access_key(db, wanted.accessKeyId)
@@ -86,7 +86,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     matched = hmac.compare_digest(given, found[0] if found else _DUMMY_SECRET)
     if found is None or not matched:
         raise AccessDeniedException(REFUSED_MESSAGE)
-    throttle.succeeded(address, stamp)
+    throttle.succeeded(attempt)
     cookie, session = request.app[SESSIONS].create(found[1], wanted.accessKeyId)
     response = web.json_response(_info(session))
     response.set_cookie(

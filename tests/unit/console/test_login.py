@@ -12,7 +12,7 @@ from ember.api.testing import make_context
 from ember.console.app import create_app
 from ember.console.login import REFUSED_MESSAGE
 from ember.console.sessions import COOKIE_NAME, CSRF_HEADER
-from ember.console.throttle import MAX_FAILURES, WINDOW_S
+from ember.console.throttle import MAX_FAILURES, MAX_KEY_FAILURES, WINDOW_S
 from ember.store import Store
 from tests.unit.api.conftest import ACCOUNT_A, KEY_A, KEY_B
 from tests.unit.console.conftest import Console, csrf
@@ -111,6 +111,54 @@ async def test_failed_sign_ins_are_throttled_per_address_even_with_the_right_key
     assert "too many failed console sign-ins" in str(body["message"])
     console.clock.advance(WINDOW_S - MAX_FAILURES)
     assert (await _post(console, right))[0] == 200
+
+
+async def _throttled_console(console_store: Store, tmp_path: Path) -> TestClient:  # type: ignore[type-arg]
+    """The console, with each request's remote address taken from the test header ``X-Remote``."""
+
+    @web.middleware
+    async def from_remote(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        return await handler(request.clone(remote=request.headers.get("X-Remote", "127.0.0.1")))
+
+    app = create_app(make_context(console_store, tmp_path / "images"))
+    app.middlewares.insert(0, from_remote)
+    return TestClient(TestServer(app))
+
+
+async def test_failed_sign_ins_are_throttled_per_key_id_across_addresses(console_store: Store, tmp_path: Path) -> None:
+    async with await _throttled_console(console_store, tmp_path) as client:
+        for n in range(MAX_KEY_FAILURES):
+            wrong = await client.post(
+                "/console/session",
+                json={"accessKeyId": KEY_A[0], "secretAccessKey": "not-the-secret"},
+                headers={"X-Remote": f"198.51.100.{n}"},
+            )
+            assert wrong.status == 403
+        right = {"accessKeyId": KEY_A[0], "secretAccessKey": KEY_A[1]}
+        refused = await client.post("/console/session", json=right, headers={"X-Remote": "203.0.113.1"})
+        assert (refused.status, refused.headers["x-amzn-ErrorType"]) == (429, "ThrottlingException")
+        assert "with this access key id" in (await refused.json())["message"]
+        other = {"accessKeyId": KEY_B[0], "secretAccessKey": KEY_B[1]}
+        assert (await client.post("/console/session", json=other, headers={"X-Remote": "203.0.113.1"})).status == 200
+
+
+async def test_failed_sign_ins_from_one_ipv6_64_count_together(console_store: Store, tmp_path: Path) -> None:
+    async with await _throttled_console(console_store, tmp_path) as client:
+        for n in range(MAX_FAILURES):
+            wrong = await client.post(
+                "/console/session",
+                json={"accessKeyId": f"AKIAGUESS{n:011d}", "secretAccessKey": "x"},
+                headers={"X-Remote": f"2001:db8:7:7::{n + 1:x}"},
+            )
+            assert wrong.status == 403
+        right = {"accessKeyId": KEY_A[0], "secretAccessKey": KEY_A[1]}
+        refused = await client.post("/console/session", json=right, headers={"X-Remote": "2001:db8:7:7:ffff::1"})
+        assert refused.status == 429
+        assert "from this address's /64" in (await refused.json())["message"]
+        next_64 = await client.post("/console/session", json=right, headers={"X-Remote": "2001:db8:7:8::1"})
+        assert next_64.status == 200
 
 
 async def test_successful_sign_ins_do_not_count_against_the_throttle(console: Console) -> None:
