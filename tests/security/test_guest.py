@@ -508,7 +508,9 @@ async def test_outside_the_user_cgroup_the_same_fork_bomb_starves_the_agent(
     report("fork bomb outside the user cgroup", pings=[round(p, 3) for p in pings],
            starved_after_s=round(starved_after_s, 1), victim_rtt_s=(round(base_rtt, 3), round(rtt, 3)),
            api_s=round(api, 4))
-    assert pings[-1] == float("inf"), pings  # the agent stopped answering
+    # The twin of the contained bomb's `max(pings) < AGENT_PING_BOUND_S`: outside the group the agent falls
+    # behind that bound (how far, up to not answering at all, depends on how the guest thrashes).
+    assert max(pings) >= AGENT_PING_BOUND_S, pings
     assert rtt <= max(VICTIM_RTT_FLOOR_S, SLOWDOWN_RATIO * base_rtt)
     assert api <= API_LATENCY_BOUND_S
     assert await exec_rtt_s(victim.require_agent(), 1) < VICTIM_RTT_FLOOR_S
