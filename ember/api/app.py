@@ -33,6 +33,7 @@ from ember.api.logs import CLOSING
 from ember.api.openapi import openapi_document
 from ember.api.quotas import RUN_LIMITER, RateLimiter
 from ember.api.routes import ROUTES, Route
+from ember.api.upload_quotas import UPLOAD_QUOTAS, UploadQuotas
 from ember.contract.errors import AccessDeniedException, ApiError, InternalServerException
 from ember.store import accounts
 
@@ -173,6 +174,7 @@ def create_app(ctx: ApiContext) -> web.Application:
     app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY_BYTES)
     app[CTX] = ctx
     app[RUN_LIMITER] = RateLimiter(rate=ctx.quotas.run_per_second, burst=ctx.quotas.run_burst)
+    app[UPLOAD_QUOTAS] = UploadQuotas(ctx.quotas)
     app[CLOSING] = asyncio.Event()
     app[_OPENAPI] = openapi_document(region=ctx.region)
     for route in ROUTES:

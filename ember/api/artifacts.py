@@ -10,6 +10,13 @@ body is bound to it by the signed header ``X-Ember-Content-SHA256`` (the body's 
 body streams to disk. So a caller is authenticated before any of a body of up to 512 MiB is read, and a body
 swapped under a captured signature is refused.
 
+Uploads count against the account's quotas (``upload_quotas``): zips kept, their bytes and uploads at once,
+checked before the body is read (by its Content-Length) and while it streams (cut off past the bound, the temp
+file removed). A cancelled upload (the client went away, the server is stopping) leaves no temp file and no open
+file behind. ``DELETE /ember/artifacts/{sha256}`` removes a kept zip of the caller's account (204; 404 when the
+account keeps none with that digest) to free its quota. A build copies its zip when it starts (``fetch_artifact``),
+so deleting it afterwards does not disturb the build; a build still PENDING then fails saying the file is gone.
+
 A CreateMicrovmImage or UpdateMicrovmImage may name a ``file://`` artifact only under the caller's own folder
 (``check_code_artifact``): another account's upload, any other host path, and ``..`` or a symlink leading out
 are a ValidationException. ``http(s)://`` and ``s3://`` URIs are not affected.
@@ -24,16 +31,20 @@ import os
 import re
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated, BinaryIO
 
 from aiohttp import StreamReader
+from pydantic import StringConstraints
 
 from ember.api import auth
 from ember.api._http import Call
 from ember.api.context import ApiContext
 from ember.api.errors import PayloadTooLargeException
+from ember.api.upload_quotas import TEMP_SUFFIX, UPLOAD_QUOTAS
 from ember.contract._base import ApiModel, EmptyModel
-from ember.contract.errors import AccessDeniedException, ValidationException
+from ember.contract.errors import AccessDeniedException, ResourceNotFoundException, ValidationException
 from ember.images import artifact
 from ember.images.artifact import MAX_ARTIFACT_BYTES, ArtifactOutsideRoot
 
@@ -57,6 +68,12 @@ class UploadArtifactResponse(ApiModel):
     uri: str
     sha256: str
     sizeBytes: int
+
+
+class DeleteArtifactRequest(ApiModel):
+    """DELETE /ember/artifacts/{sha256}: the kept zip to remove, by the SHA-256 its upload answered."""
+
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 def account_folder(ctx: ApiContext, account_id: str) -> Path | None:
@@ -117,39 +134,93 @@ async def upload_artifact(call: Call) -> UploadArtifactResponse:
     cap = MAX_ARTIFACT_BYTES
     if request.content_length is not None and request.content_length > cap:
         raise _too_large(cap)
+    quotas = request.app[UPLOAD_QUOTAS]
     await asyncio.to_thread(_make_private_dirs, folder)
-    fd, tmp_name = await asyncio.to_thread(tempfile.mkstemp, ".part", ".upload-", folder)  # mode 0600
-    tmp = Path(tmp_name)
+    upload = await quotas.begin(folder, call.account_id, declared, request.content_length)
     try:
-        digest, size = await _receive(request.content, fd, cap)
-        if digest != declared:
-            raise AccessDeniedException(f"the body does not match {CONTENT_SHA256_HEADER} (its SHA-256 is {digest})")
-        if not await asyncio.to_thread(zipfile.is_zipfile, tmp):
-            raise ValidationException.for_field("request body", "is not a zip file")
-        dest = folder / f"{digest}.zip"
-        await asyncio.to_thread(os.replace, tmp, dest)
+        fd, tmp = await _make_temp(folder, upload.temp_prefix)  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as out:
+                digest, size = await _receive(
+                    request.content, out, cap, lambda n: quotas.received(call.account_id, upload, n)
+                )
+            if digest != declared:
+                raise AccessDeniedException(
+                    f"the body does not match {CONTENT_SHA256_HEADER} (its SHA-256 is {digest})"
+                )
+            if not await asyncio.to_thread(zipfile.is_zipfile, tmp):
+                raise ValidationException.for_field("request body", "is not a zip file")
+            dest = folder / f"{digest}.zip"
+            await quotas.keep(call.account_id, upload, tmp, dest, size)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        quotas.end(call.account_id, upload)
     return UploadArtifactResponse(uri=dest.as_uri(), sha256=digest, sizeBytes=size)
 
 
-async def _receive(content: StreamReader, fd: int, cap: int) -> tuple[str, int]:
-    """Stream the body into ``fd`` (owned and closed here) while hashing it; PayloadTooLargeException past ``cap``."""
+async def delete_artifact(call: Call) -> None:
+    """Delete an uploaded code artifact of the caller's account (by its SHA-256), freeing its quota."""
+    req = call.parse(DeleteArtifactRequest)
+    folder = account_folder(call.ctx, call.account_id)
+    if folder is None or not await call.request.app[UPLOAD_QUOTAS].delete(folder, call.account_id, req.sha256):
+        raise ResourceNotFoundException(
+            f"this account keeps no uploaded artifact with SHA-256 {req.sha256}", resource_id=req.sha256
+        )
+
+
+async def _make_temp(folder: Path, prefix: str) -> tuple[int, Path]:
+    """A new private temp file in ``folder``, created off the event loop: its open fd and its path.
+
+    If the caller is cancelled while the thread runs, the thread still creates the file; it is then closed and
+    removed as soon as the thread is done, so a cancelled upload leaves neither a file nor an fd behind.
+    """
+    created = asyncio.get_running_loop().run_in_executor(None, tempfile.mkstemp, TEMP_SUFFIX, prefix, folder)
+    try:
+        fd, name = await asyncio.shield(created)
+    except asyncio.CancelledError:
+        created.add_done_callback(_discard_temp)
+        raise
+    return fd, Path(name)
+
+
+def _discard_temp(created: asyncio.Future[tuple[int, str]]) -> None:
+    """Close and remove a temp file whose upload was cancelled while it was being created."""
+    if created.cancelled() or created.exception() is not None:
+        return
+    fd, name = created.result()
+    os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(name)
+
+
+async def _receive(content: StreamReader, out: BinaryIO, cap: int, progress: Callable[[int], None]) -> tuple[str, int]:
+    """Stream the body into ``out`` while hashing it; PayloadTooLargeException past ``cap``, and ``progress`` (called
+    with the bytes received so far) may refuse to go on."""
     digest = hashlib.sha256()
     size = 0
     batch = bytearray()
-    with os.fdopen(fd, "wb") as out:
-        async for chunk in content.iter_chunked(WRITE_BATCH_BYTES):
-            size += len(chunk)
-            if size > cap:
-                raise _too_large(cap)
-            digest.update(chunk)
-            batch += chunk
-            if len(batch) >= WRITE_BATCH_BYTES:
-                await asyncio.to_thread(out.write, bytes(batch))
-                batch.clear()
-        await asyncio.to_thread(out.write, bytes(batch))
+    chunks = content.iter_chunked(WRITE_BATCH_BYTES)
+    while True:
+        try:
+            chunk = await anext(chunks)
+        except StopAsyncIteration:
+            break
+        except ConnectionResetError:  # the client went away: its fault, not ours (no traceback logged)
+            raise ValidationException.for_field(
+                "request body", f"the connection closed after {size} bytes, before the whole body arrived"
+            ) from None
+        size += len(chunk)
+        if size > cap:
+            raise _too_large(cap)
+        progress(size)
+        digest.update(chunk)
+        batch += chunk
+        if len(batch) >= WRITE_BATCH_BYTES:
+            await asyncio.to_thread(out.write, bytes(batch))
+            batch.clear()
+    await asyncio.to_thread(out.write, bytes(batch))
     return digest.hexdigest(), size
 
 

@@ -24,6 +24,9 @@ class Quotas:
     run_per_second: float = 5.0  # RunMicrovm calls
     run_burst: int = 10
     max_images: int = 100
+    max_artifacts: int = 100  # uploaded zips kept (``POST /ember/artifacts``), uploads in flight included
+    max_artifact_storage_bytes: int = 5 * 1024**3  # their bytes, in-flight uploads' declared or received bytes too
+    max_concurrent_uploads: int = 2  # uploads of one account streaming at the same time
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 ``app.create_app`` registers these routes and ``openapi`` documents them, so the two cannot drift. Paths and
 status codes are the service model's (``http.requestUri`` / ``http.responseCode``); the extension routes are
-Ember's own (CONTRACT.md §10: logs; code-artifact uploads; the caller's account, quotas and usage).
+Ember's own (CONTRACT.md §10: logs; code-artifact uploads and their deletion; the caller's account, quotas and
+usage).
 """
 
 from __future__ import annotations
@@ -264,6 +265,16 @@ ROUTES: tuple[Route, ...] = (
             artifacts.CONTENT_SHA256_HEADER: "The body's SHA-256 (64 hex digits). It must be signed: the SigV4 "
             "signature covers an empty payload and this header binds the body to it."
         },
+    ),
+    Route(
+        "DeleteCodeArtifact",
+        "DELETE",
+        artifacts.ARTIFACTS_PATH + "/{sha256}",
+        artifacts.delete_artifact,
+        artifacts.DeleteArtifactRequest,
+        None,
+        status=204,
+        extension=True,
     ),
     Route(
         "GetAccount",

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from ember.api.account import uploaded_bytes
 from ember.api.context import Quotas
 from ember.api.testing import ApiServer
 from ember.console import create_app as create_console_app
@@ -17,7 +15,16 @@ from tests.unit.api.conftest import ACCOUNT_A, ACCOUNT_B, KEY_A, KEY_B, Api, sen
 from tests.unit.api.test_artifacts import a_zip, upload
 
 PATH = "/ember/account"
-QUOTAS = Quotas(max_microvms=4, max_memory_mib=4096, run_per_second=2.5, run_burst=7, max_images=3)
+QUOTAS = Quotas(
+    max_microvms=4,
+    max_memory_mib=4096,
+    run_per_second=2.5,
+    run_burst=7,
+    max_images=3,
+    max_artifacts=9,
+    max_artifact_storage_bytes=1 << 30,
+    max_concurrent_uploads=3,
+)
 NO_MICROVMS = {"PENDING": 0, "RUNNING": 0, "SUSPENDING": 0, "SUSPENDED": 0, "TERMINATING": 0, "TERMINATED": 0}
 SNAPSHOT_BYTES = (1 << 20) + (2 << 20)
 """Memory plus disk snapshot bytes the fake image service records for each successful build."""
@@ -94,6 +101,27 @@ def test_account_names_the_caller_and_every_quota(make_api: Callable[..., Api]) 
             "error": "ThrottlingException",
             "description": doc["quotas"]["runMicrovmBurst"]["description"],
         },
+        "uploadedArtifacts": {
+            "value": 9,
+            "unit": "zips",
+            "quotaCode": "ember-max-artifacts",
+            "error": "ServiceQuotaExceededException",
+            "description": doc["quotas"]["uploadedArtifacts"]["description"],
+        },
+        "uploadedArtifactBytes": {
+            "value": 1 << 30,
+            "unit": "bytes",
+            "quotaCode": "ember-max-artifact-storage-bytes",
+            "error": "ServiceQuotaExceededException",
+            "description": doc["quotas"]["uploadedArtifactBytes"]["description"],
+        },
+        "concurrentUploads": {
+            "value": 3,
+            "unit": "uploads",
+            "quotaCode": "ember-max-concurrent-uploads",
+            "error": "ThrottlingException",
+            "description": doc["quotas"]["concurrentUploads"]["description"],
+        },
     }
     assert all(quota["description"] for quota in doc["quotas"].values())
     assert doc["usage"] == {
@@ -103,6 +131,9 @@ def test_account_names_the_caller_and_every_quota(make_api: Callable[..., Api]) 
         "images": 0,
         "imageVersions": 0,
         "buildsInProgress": 0,
+        "uploadedArtifacts": 0,
+        "uploadedArtifactBytes": 0,
+        "concurrentUploads": 0,
         "storageBytes": {"uploadedArtifacts": 0, "imageSnapshots": 0},
     }
 
@@ -118,6 +149,9 @@ def test_usage_counts_the_callers_resources_only(make_api: Callable[..., Api]) -
         "images": 2,
         "imageVersions": 3,
         "buildsInProgress": 0,
+        "uploadedArtifacts": 1,
+        "uploadedArtifactBytes": len(a_zip("FROM python:3.11\n")),
+        "concurrentUploads": 0,
         "storageBytes": {
             "uploadedArtifacts": len(a_zip("FROM python:3.11\n")),
             "imageSnapshots": 3 * SNAPSHOT_BYTES,
@@ -194,10 +228,11 @@ def test_account_is_an_extension_in_the_openapi_document(api: Api) -> None:
     assert operation["operationId"] == "GetAccount" and operation["x-ember-extension"] is True
 
 
-def test_uploaded_bytes_counts_zips_only(tmp_path: Path) -> None:
-    assert uploaded_bytes(None) == 0
-    assert uploaded_bytes(tmp_path / "missing") == 0
-    (tmp_path / "a.zip").write_bytes(b"x" * 10)
-    (tmp_path / "b.zip").write_bytes(b"y" * 5)
-    (tmp_path / ".upload-1.part").write_bytes(b"z" * 100)
-    assert uploaded_bytes(tmp_path) == 15
+def test_a_full_upload_quota_is_what_the_refusal_names(make_api: Callable[..., Api]) -> None:
+    api = make_api(quotas=Quotas(max_artifacts=1))
+    assert upload(api, a_zip("FROM one\n")).status == 200
+    doc = account(api)
+    assert doc["usage"]["uploadedArtifacts"] == doc["quotas"]["uploadedArtifacts"]["value"] == 1
+    refused = upload(api, a_zip("FROM two\n"))
+    assert refused.status == 402
+    assert refused.json()["quotaCode"] == doc["quotas"]["uploadedArtifacts"]["quotaCode"]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import http.client
 import io
 import os
 import stat
+import tempfile
+import threading
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +23,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from ember.api import artifacts
+from ember.api.context import Quotas
 from tests.unit.api.conftest import ACCOUNT_A, ACCOUNT_B, KEY_A, KEY_B, REGION, Api, Raw, image_request, send
 
 PATH = "/ember/artifacts"
@@ -165,6 +173,187 @@ def test_the_route_is_in_the_openapi_document() -> None:
     assert list(operation["requestBody"]["content"]) == ["application/zip"]
     assert [(p["name"], p["in"]) for p in operation["parameters"]] == [(HASH_HEADER, "header")]
     assert "413" in operation["responses"]
+
+
+# ---------------------------------------------------------------- quotas and deletion
+
+
+def account_usage(api: Api, key: tuple[str, str] = KEY_A) -> dict[str, Any]:
+    response = send(api, "GET", "/ember/account", key=key)
+    assert response.status == 200, response.body
+    return response.json()["usage"]
+
+
+def open_upload(api: Api, body: bytes, *, sent_bytes: int) -> http.client.HTTPConnection:
+    """An upload of ``body`` (its Content-Length declared) that has sent only ``sent_bytes`` so far."""
+    headers = {"Content-Type": "application/zip", HASH_HEADER: hashlib.sha256(body).hexdigest()}
+    request = AWSRequest(method="POST", url=api.server.url + PATH, data=b"", headers=headers)
+    SigV4Auth(Credentials(*KEY_A), "lambda", REGION).add_auth(request)
+    connection = http.client.HTTPConnection("127.0.0.1", api.server.port, timeout=10)
+    connection.putrequest("POST", PATH)
+    for name, value in request.headers.items():
+        connection.putheader(name, value)
+    connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders()
+    connection.send(body[:sent_bytes])
+    return connection
+
+
+def eventually(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def fds_into(path: Path) -> list[str]:
+    """This process's open files under ``path`` (the test server runs in this process)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(str(path)):
+                found.append(target)
+    return found
+
+
+def test_uploads_past_the_count_quota_are_refused_until_one_is_deleted(make_api: Callable[..., Api]) -> None:
+    api = make_api(quotas=Quotas(max_artifacts=1))
+    first = a_zip("FROM one\n")
+    assert upload(api, first).status == 200
+    refused = upload(api, a_zip("FROM two\n"))
+    assert (refused.status, refused.code) == (402, "ServiceQuotaExceededException")
+    assert refused.json()["quotaCode"] == "ember-max-artifacts"
+    assert "the account keeps 1 uploaded code artifacts (uploads in flight included), the maximum is 1" in (
+        refused.json()["message"]
+    )
+    assert upload(api, first).status == 200  # the same zip again: kept once, counted once
+    assert upload(api, a_zip("FROM two\n"), key=KEY_B).status == 200  # B has its own quota
+    deleted = send(api, "DELETE", f"{PATH}/{hashlib.sha256(first).hexdigest()}")
+    assert (deleted.status, deleted.body) == (204, b"")
+    assert upload(api, a_zip("FROM two\n")).status == 200
+    assert len(leftovers(api, ACCOUNT_A)) == 1
+
+
+def test_an_upload_past_the_byte_quota_is_refused_by_its_length_and_leaves_nothing(
+    make_api: Callable[..., Api],
+) -> None:
+    first, second = a_zip("FROM one\n"), a_zip("FROM two\n" + "#" * 200)
+    api = make_api(quotas=Quotas(max_artifact_storage_bytes=len(first) + len(second) - 1))
+    assert upload(api, first).status == 200
+    refused = upload(api, second)
+    assert (refused.status, refused.code) == (402, "ServiceQuotaExceededException")
+    assert refused.json()["quotaCode"] == "ember-max-artifact-storage-bytes"
+    message = refused.json()["message"]
+    assert f"an upload of {len(second)} bytes (its Content-Length) brings" in message
+    assert f"to {len(first) + len(second)} bytes, more than the maximum {len(first) + len(second) - 1} bytes" in message
+    assert leftovers(api, ACCOUNT_A) == [f"{hashlib.sha256(first).hexdigest()}.zip"]
+    assert upload(api, first).status == 200  # a re-upload of a kept zip fits whatever is left
+
+
+def test_a_streamed_upload_is_cut_off_when_it_passes_the_byte_quota(make_api: Callable[..., Api]) -> None:
+    body = a_zip("FROM python:3.11\n" + "#" * 5000)
+    api = make_api(quotas=Quotas(max_artifact_storage_bytes=1000))
+    headers = {"Content-Type": "application/zip", HASH_HEADER: hashlib.sha256(body).hexdigest()}
+    request = AWSRequest(method="POST", url=api.server.url + PATH, data=b"", headers=headers)
+    SigV4Auth(Credentials(*KEY_A), "lambda", REGION).add_auth(request)
+    chunks = (body[i : i + 512] for i in range(0, len(body), 512))  # no Content-Length: chunked
+    response = requests.post(api.server.url + PATH, data=chunks, headers=dict(request.headers.items()), timeout=30)
+    assert (response.status_code, response.headers["x-amzn-ErrorType"]) == (402, "ServiceQuotaExceededException")
+    assert "bytes received, brings the account's uploaded code artifacts" in response.json()["message"]
+    assert leftovers(api, ACCOUNT_A) == []
+
+
+def test_a_third_upload_at_once_is_throttled_and_dropped_uploads_leave_nothing(make_api: Callable[..., Api]) -> None:
+    api = make_api(quotas=Quotas(max_concurrent_uploads=2))
+    bodies = [a_zip(f"FROM {n}\n" + "#" * 4000) for n in range(2)]
+    held = [open_upload(api, body, sent_bytes=100) for body in bodies]
+    try:
+        eventually(lambda: account_usage(api)["concurrentUploads"] == 2, "both uploads under way")
+        eventually(lambda: len(leftovers(api, ACCOUNT_A)) == 2, "both temp files created")
+        usage = account_usage(api)
+        assert (usage["uploadedArtifacts"], usage["uploadedArtifactBytes"]) == (2, sum(map(len, bodies)))
+        assert usage["storageBytes"]["uploadedArtifacts"] == 0
+        refused = upload(api, a_zip())
+        assert (refused.status, refused.code) == (429, "ThrottlingException")
+        assert refused.headers["retry-after"] == "5"
+        assert refused.json()["quotaCode"] == "ember-max-concurrent-uploads"
+        assert upload(api, a_zip(), key=KEY_B).status == 200
+    finally:
+        for connection in held:
+            connection.close()  # the clients go away part-way
+    eventually(lambda: account_usage(api)["concurrentUploads"] == 0, "dropped uploads ended")
+    eventually(lambda: leftovers(api, ACCOUNT_A) == [], "temp files removed")
+    assert fds_into(folder(api, ACCOUNT_A)) == []
+    assert upload(api, a_zip()).status == 200
+
+
+def test_an_upload_cancelled_by_a_stopping_server_leaves_nothing(make_api: Callable[..., Api]) -> None:
+    api = make_api()
+    held = open_upload(api, a_zip("#" * 4000), sent_bytes=100)
+    try:
+        eventually(lambda: any(n.endswith(".part") for n in leftovers(api, ACCOUNT_A)), "the upload under way")
+        api.server.stop()  # cancels the handler still reading the body
+    finally:
+        held.close()
+    assert leftovers(api, ACCOUNT_A) == []
+    assert fds_into(folder(api, ACCOUNT_A)) == []
+
+
+def test_delete_removes_only_the_callers_own_upload(api: Api) -> None:
+    body = a_zip()
+    sha = hashlib.sha256(body).hexdigest()
+    upload(api, body, key=KEY_B)
+    missing = send(api, "DELETE", f"{PATH}/{sha}")
+    assert (missing.status, missing.code) == (404, "ResourceNotFoundException")
+    assert missing.json()["message"] == f"this account keeps no uploaded artifact with SHA-256 {sha}"
+    assert leftovers(api, ACCOUNT_B) == [f"{sha}.zip"]
+    malformed = send(api, "DELETE", f"{PATH}/{sha.upper()}")
+    assert (malformed.status, malformed.code) == (400, "ValidationException")
+    assert malformed.json()["message"].startswith("sha256: ")
+    assert send(api, "DELETE", f"{PATH}/..%2F{ACCOUNT_B}%2F{sha}.zip").status == 400
+    unsigned = send(api, "DELETE", f"{PATH}/{sha}", key=None)
+    assert (unsigned.status, unsigned.code) == (403, "AccessDeniedException")
+    assert (send(api, "DELETE", f"{PATH}/{sha}", key=KEY_B).status) == 204
+    assert leftovers(api, ACCOUNT_B) == []
+    assert account_usage(api, KEY_B)["uploadedArtifacts"] == 0
+
+
+def test_a_build_from_a_deleted_upload_keeps_its_own_copy(tmp_path: Path) -> None:
+    """Builds copy the zip when they fetch it (``fetch_artifact``), so deleting the upload afterwards is safe."""
+    from ember.images.artifact import fetch_artifact
+
+    root = tmp_path / "artifacts" / ACCOUNT_A
+    root.mkdir(parents=True)
+    kept = root / "a.zip"
+    kept.write_bytes(a_zip())
+    copy = fetch_artifact(kept.as_uri(), tmp_path / "build" / "artifact.zip", file_root=root)
+    kept.unlink()
+    assert zipfile.is_zipfile(copy)
+
+
+async def test_a_cancelled_temp_file_creation_leaves_no_file_or_fd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+    real_mkstemp = tempfile.mkstemp
+
+    def slow_mkstemp(*args: Any) -> tuple[int, str]:
+        entered.set()
+        release.wait(10)
+        return real_mkstemp(*args)
+
+    monkeypatch.setattr("ember.api.artifacts.tempfile.mkstemp", slow_mkstemp)
+    task = asyncio.create_task(artifacts._make_temp(tmp_path, ".upload-test-"))
+    await asyncio.to_thread(entered.wait, 10)
+    task.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    eventually_async = time.monotonic() + 10
+    while list(tmp_path.iterdir()) or fds_into(tmp_path):
+        assert time.monotonic() < eventually_async, (list(tmp_path.iterdir()), fds_into(tmp_path))
+        await asyncio.sleep(0.01)
 
 
 # ---------------------------------------------------------------- file:// artifacts in image requests

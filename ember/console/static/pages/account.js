@@ -17,6 +17,9 @@ const QUOTAS = {
   images: {label: "Images", fmt: String},
   runMicrovmCallsPerSecond: {label: "RunMicrovm calls per second", fmt: String},
   runMicrovmBurst: {label: "RunMicrovm burst", fmt: String},
+  uploadedArtifacts: {label: "Uploaded zips kept", fmt: String},
+  uploadedArtifactBytes: {label: "Uploaded code", fmt: fmtBytes},
+  concurrentUploads: {label: "Uploads at once", fmt: String},
 };
 
 /** The account page. */
