@@ -3,7 +3,7 @@
 ``app.create_app`` registers these routes and ``openapi`` documents them, so the two cannot drift. Paths and
 status codes are the service model's (``http.requestUri`` / ``http.responseCode``); the extension routes are
 Ember's own (CONTRACT.md §10: logs; code-artifact uploads and their deletion; the caller's account, quotas and
-usage).
+usage; the account's MicroVM metrics).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from ember.api import account, artifacts, auth_tokens, images, logs, managed, microvms, tags, versions
+from ember.api import account, artifacts, auth_tokens, images, logs, managed, metrics, microvms, tags, versions
 from ember.api._http import Handler
 from ember.contract import images as im
 from ember.contract import microvms as mv
@@ -283,6 +283,16 @@ ROUTES: tuple[Route, ...] = (
         account.get_account,
         account.GetAccountRequest,
         account.GetAccountResponse,
+        extension=True,
+    ),
+    Route(
+        "GetMetrics",
+        "GET",
+        metrics.METRICS_PATH,
+        metrics.get_metrics,
+        metrics.MetricsRequest,
+        metrics.MetricsResponse,
+        query={"windowSeconds": "windowSeconds"},
         extension=True,
     ),
 )

@@ -7,11 +7,11 @@
     GET    /console/                 → static/index.html (also /console/<deep link>)
     GET    /console/static/{path}    → files of static/
     POST   /console/session          sign in      GET /console/session   DELETE /console/session (sign out)
-    GET    /ember/metrics            states over time and lifecycle durations (authenticated like every API call)
 
 The console has no routes of its own for resources: the page calls the public API routes, authenticated by the
 session cookie plus ``X-Ember-Csrf`` (``sessions.console_account``), with the same validation, quotas and
-account scoping as a SigV4 client.
+account scoping as a SigV4 client. The metrics the pages chart are the API's ``GET /ember/metrics``
+(``ember.api.metrics``, in the API's route table).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from aiohttp import web
 from ember.api.app import SESSION_AUTH
 from ember.api.app import create_app as create_api_app
 from ember.api.context import ApiContext
-from ember.console import login, metrics, static
+from ember.console import login, static
 from ember.console.sessions import SESSIONS, SessionStore, console_account
 from ember.console.throttle import LoginThrottle
 
@@ -47,7 +47,6 @@ def install(
     # Registered before the catch-all below: the router tries dynamic routes in order.
     app.router.add_get("/console/static/{path:.+}", static.static_file)
     app.router.add_get("/console/{tail:.*}", static.index)
-    app.router.add_get(metrics.METRICS_PATH, metrics.metrics)
 
 
 def create_app(ctx: ApiContext) -> web.Application:

@@ -22,8 +22,8 @@ from pydantic import StringConstraints
 from sqlalchemy.orm import Session
 
 from ember.api._http import read_json_body
+from ember.api._time import iso
 from ember.api.app import CTX
-from ember.console._time import iso
 from ember.console.sessions import (
     COOKIE_NAME,
     SESSIONS,

@@ -18,9 +18,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ember.api.app import create_app as create_api_app
 from ember.api.context import ApiContext
+from ember.api.metrics import METRICS_CLOCK
 from ember.api.testing import add_account, make_context
 from ember.console.app import install
-from ember.console.metrics import METRICS_CLOCK
 from ember.console.sessions import CSRF_HEADER, SessionStore
 from ember.console.throttle import LoginThrottle
 from ember.store import Store, create_engine, migrate

@@ -1,4 +1,5 @@
-"""``GET /ember/metrics``: state counts over time and lifecycle durations from stored transitions, per account."""
+"""``GET /ember/metrics`` (``ember.api.metrics``): state counts over time and lifecycle durations from stored
+transitions, per account. Served by the console's application here, as the pages call it with a session."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from ember.console.metrics import STATES, Event, summarize, with_resume_starts
+from ember.api.metrics import STATES, Event, MetricsResponse, summarize, with_resume_starts
+from ember.api.openapi import openapi_document
 from ember.contract.enums import MicrovmState
 from ember.store import transitions
 from tests.unit.api.conftest import ACCOUNT_A, ACCOUNT_B, KEY_A, KEY_B, REGION
@@ -153,6 +155,20 @@ async def test_metrics_need_credentials_and_accept_sigv4(console: Console) -> No
     signed = await console.client.get("/ember/metrics?windowSeconds=3600", headers=dict(request.headers.items()))
     assert signed.status == 200
     assert (await signed.json())["states"][-1]["counts"]["RUNNING"] == 2
+
+
+async def test_metrics_is_an_api_extension_and_answers_its_documented_shape(console: Console) -> None:
+    operation = openapi_document()["paths"]["/ember/metrics"]["get"]
+    assert (operation["operationId"], operation["x-ember-extension"]) == ("GetMetrics", True)
+    assert [(p["name"], p["in"]) for p in operation["parameters"]] == [("windowSeconds", "query")]
+    _seed(console)
+    body = await console.sign_in()
+    doc = await (await console.client.get("/ember/metrics", headers=csrf(body))).json()
+    assert MetricsResponse.model_validate(doc).model_dump() == doc
+    assert doc["suspendSeconds"]["p50"] == 3.5 and doc["launchSeconds"]["recent"]
+    minute = await (await console.client.get("/ember/metrics?windowSeconds=60", headers=csrf(body))).json()
+    assert minute["resumeSeconds"] == {"count": 0, "p50": None, "p90": None, "max": None, "recent": []}
+    assert MetricsResponse.model_validate(minute).model_dump() == minute
 
 
 def test_percentiles_are_nearest_rank() -> None:

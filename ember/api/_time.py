@@ -1,4 +1,4 @@
-"""How the console's JSON writes a point in time."""
+"""How Ember's own JSON (the metrics route, console sessions) writes a point in time."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""``GET /ember/metrics?windowSeconds=N``: the caller's MicroVM states over time and lifecycle durations, computed
-from the stored transitions (``microvm_events``) of the caller's account only.
+"""``GET /ember/metrics?windowSeconds=N`` (Ember extension, operation ``GetMetrics``): the caller's MicroVM states
+over time and lifecycle durations, computed from the stored transitions (``microvm_events``) of the caller's
+account only. The console charts it; it is in the route table like every API operation (SigV4 or a console
+session, the API's validation and errors, documented in ``/openapi.json``).
 
 ::
 
@@ -27,7 +29,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -39,10 +40,9 @@ from pydantic import Field
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from ember.api.app import CTX, authenticate
-from ember.console._time import iso
+from ember.api._http import Call
+from ember.api._time import iso
 from ember.contract._base import ApiModel
-from ember.contract.validation import parse_request
 from ember.store.models import Microvm, MicrovmEvent
 
 MIN_WINDOW_S = 60
@@ -64,13 +64,49 @@ METRICS_CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("ember_metrics_clock
 """Epoch seconds now; replaceable so tests can pin the window."""
 
 
-_INT_RE = re.compile(r"-?[0-9]{1,18}")
-
-
 class MetricsRequest(ApiModel):
     """The query of ``GET /ember/metrics``."""
 
     windowSeconds: Annotated[int, Field(ge=MIN_WINDOW_S, le=MAX_WINDOW_S)] = DEFAULT_WINDOW_S
+
+
+class StatePoint(ApiModel):
+    """The account's MicroVMs by state at one instant."""
+
+    time: str
+    """ISO 8601, UTC, whole seconds."""
+    counts: dict[str, int]
+
+
+class DurationSample(ApiModel):
+    """One timed move of one MicroVM."""
+
+    microvmId: str
+    seconds: float
+    at: str
+    """When the move ended (ISO 8601, UTC)."""
+
+
+class DurationStats(ApiModel):
+    """The timed moves of one kind inside the window; percentiles are nearest-rank, null without samples."""
+
+    count: int
+    p50: float | None
+    p90: float | None
+    max: float | None
+    recent: list[DurationSample]
+    """The newest samples, newest first."""
+
+
+class MetricsResponse(ApiModel):
+    """States over the window and launch, resume and suspend durations (``summarize``)."""
+
+    windowSeconds: int
+    stepSeconds: int
+    states: list[StatePoint]
+    launchSeconds: DurationStats
+    resumeSeconds: DurationStats
+    suspendSeconds: DurationStats
 
 
 @dataclass(frozen=True)
@@ -173,16 +209,11 @@ def summarize(history: dict[str, list[Event]], *, now: float, window_s: int) -> 
     return out
 
 
-async def metrics(request: web.Request) -> web.StreamResponse:
+async def get_metrics(call: Call) -> web.StreamResponse:
     """The caller's MicroVM state counts over time and launch/resume/suspend durations."""
-    ctx = request.app[CTX]
-    account_id = await authenticate(ctx, request, await request.read())
-    members: dict[str, Any] = {}
-    if "windowSeconds" in request.query:
-        raw = request.query["windowSeconds"]
-        members["windowSeconds"] = int(raw) if _INT_RE.fullmatch(raw) else raw
-    query = parse_request(MetricsRequest, members)
-    now = request.app.get(METRICS_CLOCK, time.time)()
+    query = call.parse(MetricsRequest)
+    now = call.request.app.get(METRICS_CLOCK, time.time)()
     end = float(math.floor(now))
-    history = await ctx.store.aread(load_history, account_id, end - query.windowSeconds, end)
+    history = await call.read(load_history, call.account_id, end - query.windowSeconds, end)
+    # Written as computed, not through ``to_wire``: a percentile without samples stays a JSON null.
     return web.json_response(summarize(history, now=now, window_s=query.windowSeconds))
