@@ -157,11 +157,9 @@ class UploadQuotas:
         """Re-read the folder (the caller holds the account's lock)."""
         tokens = frozenset(u.token for u in account.uploads)
         listing = await asyncio.to_thread(_list_folder, folder, tokens, self.clock())
-        account.zips, account.other_bytes, account.other_count = (
-            listing.zips,
-            listing.other_bytes,
-            listing.other_count,
-        )
+        account.zips = listing.zips
+        account.other_bytes = listing.other_bytes
+        account.other_count = listing.other_count
 
     async def begin(self, folder: Path, account_id: str, digest: str, declared_bytes: int | None) -> Upload:
         """Count a new upload of ``digest`` into ``folder``, or refuse it: ThrottlingException (429, Retry-After)
