@@ -300,8 +300,8 @@ async def host_namespace_clone(host: Host, image: ImageSnapshot,
 async def writable_runtime_boot(host: Host, kit: Any, copy: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[VM]:
     """A cold-booted VM whose runtime disk is ``copy`` attached read-write (production attaches it read-only)."""
 
-    def drive(path: Path, fmt: str = "qcow2", read_only: bool = False) -> Drive:
-        return Drive(path, fmt, read_only and Path(path) != copy)  # type: ignore[arg-type]
+    def drive(path: Path, fmt: str = "qcow2", read_only: bool = False, backing: Path | None = None) -> Drive:
+        return Drive(path, fmt, read_only and Path(path) != copy, backing)  # type: ignore[arg-type]
 
     with monkeypatch.context() as m:
         m.setattr(host, "_kit", replace(kit, runtime_disk=copy))
