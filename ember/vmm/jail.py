@@ -35,6 +35,7 @@ import resource
 import signal
 import stat
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -321,8 +322,31 @@ def _write(path: Path, value: str) -> None:
     path.write_text(value)
 
 
+# A cgroup this old with no task left belongs to a VMM that died without its owner releasing it (the owner
+# died first); a younger one may be a VMM's that is being started by another process.
+STALE_CGROUP_S = 300.0
+
+
+def sweep_stale_cgroups(version: str | None, now: float | None = None) -> int:
+    """Remove the empty VM cgroups older than ``STALE_CGROUP_S``; how many were removed."""
+    parents = {"v2": [CGROUP_ROOT / CGROUP_PARENT],
+               "v1": [CGROUP_ROOT / c / CGROUP_PARENT for c in _V1_CONTROLLERS]}.get(version or "", [])
+    now = time.time() if now is None else now
+    removed = 0
+    for parent in parents:
+        for group in parent.glob("mvm-*"):
+            try:
+                if now - group.stat().st_mtime > STALE_CGROUP_S and not (group / "cgroup.procs").read_text().strip():
+                    group.rmdir()
+                    removed += 1
+            except OSError:
+                continue  # in use again, or gone meanwhile
+    return removed
+
+
 def create_cgroups(name: str, version: str | None, limits: CgroupLimits) -> tuple[Path, ...]:
     """The VM's cgroups, made (or reset) with ``limits``; () when the host has none to give."""
+    sweep_stale_cgroups(version)
     dirs = cgroup_dirs(name, version)
     try:
         if version == "v2":

@@ -9,6 +9,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -254,3 +255,31 @@ def test_a_uid_file_outside_the_vmm_range_is_refused(tmp_path: Path) -> None:
     (tmp_path / "vmm.uid").write_text("0")
     with pytest.raises(VmmStartError, match="outside the VMM uid range"):
         jail.vmm_uid(tmp_path)
+
+
+@root_only
+def test_stale_empty_cgroups_are_swept_and_live_ones_kept(tmp_path: Path) -> None:
+    """A VMM killed with its owner (parent-death signal) leaves an empty cgroup nobody releases."""
+    version = jail.confinement().cgroup
+    if version is None:
+        pytest.skip("no writable cgroup hierarchy")
+    stale = jail.create_cgroups("mvm-stale-test", version, jail.cgroup_limits(128, 1))
+    fresh = jail.create_cgroups("mvm-fresh-test", version, jail.cgroup_limits(128, 1))
+    busy = subprocess.Popen(["sleep", "30"])
+    try:
+        for group in jail.cgroup_dirs("mvm-busy-test", version):
+            group.mkdir(parents=True, exist_ok=True)
+            (group / "cgroup.procs").write_text(str(busy.pid))
+        later = time.time() + jail.STALE_CGROUP_S + 1
+        for group in stale:
+            os.utime(group, (later - 2 * jail.STALE_CGROUP_S, later - 2 * jail.STALE_CGROUP_S))
+        jail.sweep_stale_cgroups(version, now=later - jail.STALE_CGROUP_S + 10)
+        assert not any(g.exists() for g in stale)
+        assert all(g.exists() for g in fresh)
+        jail.sweep_stale_cgroups(version, now=later + 10)
+        assert all(g.exists() for g in jail.cgroup_dirs("mvm-busy-test", version))  # a task still in it
+    finally:
+        busy.kill()
+        busy.wait()
+        for name in ("mvm-fresh-test", "mvm-busy-test"):
+            jail.release_cgroups(name)
