@@ -27,7 +27,7 @@ from ember.errors import AgentError, HostError, NotFound, StateConflict, VmExite
 from ember.settings import ember_home
 from ember.vmm import Drive, MachineSpec, jail
 from ember.vmm.accel import choose_accel, host_tsc_khz, tcg_cmdline
-from ember.vmm.qemu import QemuDriver, QemuMachine
+from ember.vmm.qemu import QemuDriver, QemuMachine, file_tail
 
 from . import disks
 from .agent_client import AgentClient
@@ -455,10 +455,7 @@ def _check_backing(vm: VM, disk: Path) -> None:
 
 
 def _tail(path: Path, limit: int = 1500) -> str:
-    try:
-        return path.read_text(errors="replace")[-limit:].strip()
-    except OSError:
-        return "(no console output)"
+    return file_tail(path, limit) or "(no console output)"
 
 
 __all__ = ["VM", "Host", "HostError", "ImageSnapshot"]

@@ -36,7 +36,7 @@ import signal
 import stat
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -228,7 +228,6 @@ class Jail:
     cgroup_dirs: tuple[Path, ...]
     hidepid: bool
     die_with_parent: bool
-    _fds: list[int] = field(default_factory=list)
 
     # -- in the child, between fork and exec ----------------------------
     def enter(self) -> None:
@@ -291,12 +290,16 @@ class Jail:
     # -- in the parent ----------------------------------------------------
     def release(self) -> None:
         """Remove the VM's cgroups once its VMM has ended (best effort: a cgroup with tasks stays)."""
-        for cg in self.cgroup_dirs:
-            try:
-                cg.rmdir()
-            except OSError as exc:
-                if exc.errno not in (errno.ENOENT, errno.EBUSY):
-                    log.warning("cannot remove cgroup %s: %s", cg, exc)
+        _remove_cgroups(self.cgroup_dirs)
+
+
+def _remove_cgroups(dirs: tuple[Path, ...]) -> None:
+    for cg in dirs:
+        try:
+            cg.rmdir()
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.EBUSY):
+                log.warning("cannot remove cgroup %s: %s", cg, exc)
 
 
 def _make_mount_point(path: Path, is_dir: bool) -> None:
@@ -316,10 +319,6 @@ def cgroup_dirs(name: str, version: str | None) -> tuple[Path, ...]:
     if version == "v1":
         return tuple(CGROUP_ROOT / c / CGROUP_PARENT / name for c in _V1_CONTROLLERS)
     return ()
-
-
-def _write(path: Path, value: str) -> None:
-    path.write_text(value)
 
 
 # A cgroup this old with no task left belongs to a VMM that died without its owner releasing it (the owner
@@ -352,22 +351,23 @@ def create_cgroups(name: str, version: str | None, limits: CgroupLimits) -> tupl
         if version == "v2":
             parent = CGROUP_ROOT / CGROUP_PARENT
             parent.mkdir(exist_ok=True)
-            _write(CGROUP_ROOT / "cgroup.subtree_control", "+memory +cpu +pids")
-            _write(parent / "cgroup.subtree_control", "+memory +cpu +pids")
+            (CGROUP_ROOT / "cgroup.subtree_control").write_text("+memory +cpu +pids")
+            (parent / "cgroup.subtree_control").write_text("+memory +cpu +pids")
             cg = dirs[0]
             cg.mkdir(exist_ok=True)
-            _write(cg / "memory.max", str(limits.memory_bytes))
-            _write(cg / "memory.swap.max", "0") if (cg / "memory.swap.max").exists() else None
-            _write(cg / "cpu.max", f"{limits.cpu_quota_us} {CPU_PERIOD_US}")
-            _write(cg / "pids.max", str(limits.pids))
+            (cg / "memory.max").write_text(str(limits.memory_bytes))
+            if (cg / "memory.swap.max").exists():
+                (cg / "memory.swap.max").write_text("0")
+            (cg / "cpu.max").write_text(f"{limits.cpu_quota_us} {CPU_PERIOD_US}")
+            (cg / "pids.max").write_text(str(limits.pids))
         elif version == "v1":
             memory, cpu, pids = dirs
             for d in dirs:
                 d.mkdir(parents=True, exist_ok=True)
-            _write(memory / "memory.limit_in_bytes", str(limits.memory_bytes))
-            _write(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
-            _write(cpu / "cpu.cfs_quota_us", str(limits.cpu_quota_us))
-            _write(pids / "pids.max", str(limits.pids))
+            (memory / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
+            (cpu / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+            (cpu / "cpu.cfs_quota_us").write_text(str(limits.cpu_quota_us))
+            (pids / "pids.max").write_text(str(limits.pids))
     except OSError as exc:
         raise VmmStartError(f"cannot set up cgroup {name} ({version}): {exc}") from exc
     return dirs
@@ -540,8 +540,7 @@ def plan(spec: MachineSpec, workdir: Path, sockdir: Path, *, data_roots: tuple[P
 
 def release_cgroups(name: str) -> None:
     """Remove the cgroups named ``name`` (a VMM adopted after a restart has no Jail object)."""
-    Jail(name, None, None, (), (), None, False, None, {}, cgroup_dirs(name, confinement().cgroup), False,
-         False).release()
+    _remove_cgroups(cgroup_dirs(name, confinement().cgroup))
 
 
 def resolv_conf_for(netns: str) -> Path | None:

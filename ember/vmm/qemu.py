@@ -89,7 +89,8 @@ async def _wait_foreign(pid: int) -> int:
     return UNKNOWN_EXIT_STATUS
 
 
-def _tail(path: Path, limit: int = 2000) -> str:
+def file_tail(path: Path, limit: int = 2000) -> str:
+    """The last ``limit`` characters of a log file, stripped; "" when it cannot be read."""
     try:
         return path.read_text(errors="replace")[-limit:].strip()
     except OSError:
@@ -179,10 +180,7 @@ class QemuMachine:
         return self._exit_status
 
     def stderr_tail(self, limit: int = 2000) -> str:
-        try:
-            return (self.workdir / "qemu.log").read_text(errors="replace")[-limit:].strip()
-        except OSError:
-            return ""
+        return file_tail(self.workdir / "qemu.log", limit)
 
     # -- QMP -------------------------------------------------------------
     async def _connect_qmp(self) -> None:
@@ -369,7 +367,7 @@ class QemuDriver:
                 raise VmmStartError(f"{QEMU_BINARY} not found: run `ember setup`") from exc
             except subprocess.SubprocessError as exc:
                 cell.release()
-                raise VmmStartError(f"cannot confine the VMM: {_tail(workdir / 'qemu.log')}") from exc
+                raise VmmStartError(f"cannot confine the VMM: {file_tail(workdir / 'qemu.log')}") from exc
             except BaseException:
                 cell.release()
                 raise
