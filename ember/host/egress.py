@@ -438,7 +438,10 @@ def _build_netns(ip: str, cfg: EgressConfig) -> None:
     host_link = _link(ip, cfg.host_if)
     ns_link = _link(ip, cfg.ns_if, cfg.netns)
     if host_link is not None and (ns_link is None or (host_link.get("linkinfo") or {}).get("info_kind") != "veth"):
-        _run([ip, "link", "del", cfg.host_if])
+        # The kernel removes the peer of a deleted namespace's veth asynchronously: it may be gone by now.
+        gone = _run([ip, "link", "del", cfg.host_if], check=False)
+        if gone.returncode != 0 and "Cannot find device" not in gone.stderr:
+            raise HostError(f"egress setup: ip link del {cfg.host_if} failed: {gone.stderr.strip()}")
         host_link = None
     if ns_link is not None and host_link is None:
         _run([ip, "-n", cfg.netns, "link", "del", cfg.ns_if])
